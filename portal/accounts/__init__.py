@@ -1,0 +1,1 @@
+"""Organisations, people, memberships, roles, invitations, sessions, SSO and API tokens."""

@@ -1,0 +1,5 @@
+"""Account pages."""
+
+from starlette.routing import BaseRoute
+
+routes: list[BaseRoute] = []

@@ -1,0 +1,1 @@
+"""Single sign-on per organisation through OpenID Connect."""

@@ -1,0 +1,1 @@
+"""API tokens: per organisation, scoped, shown once, stored hashed."""

@@ -1,0 +1,5 @@
+"""API token pages."""
+
+from starlette.routing import BaseRoute
+
+routes: list[BaseRoute] = []

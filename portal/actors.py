@@ -1,0 +1,52 @@
+"""Who is acting: a logged-in person, an API token, the command line or the portal itself.
+
+Services receive an ``Actor`` so that permission checks and audit events see the same identity.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from portal.errors import Forbidden
+
+if TYPE_CHECKING:
+    import uuid
+
+    from portal.accounts.models import Membership, Organisation, User
+    from portal.accounts.roles import Permission
+
+
+@dataclass(frozen=True)
+class Actor:
+    label: str
+    org: Organisation | None = None
+    user: User | None = None
+    membership: Membership | None = None
+    ip: str = ""
+    scopes: frozenset[str] = field(default_factory=frozenset)
+    # Command-line and system actors run with the operator's full authority.
+    trusted: bool = False
+
+    @property
+    def user_id(self) -> uuid.UUID | None:
+        return self.user.id if self.user else None
+
+    def can(self, permission: Permission) -> bool:
+        if self.trusted:
+            return True
+        return self.membership is not None and self.membership.can(permission)
+
+    def require(self, permission: Permission) -> None:
+        """Raise 403 unless the actor holds ``permission``."""
+        if not self.can(permission):
+            raise Forbidden()
+
+    @classmethod
+    def for_member(cls, membership: Membership, *, ip: str = "") -> Actor:
+        return cls(label=f"user:{membership.user.email}", org=membership.org, user=membership.user,
+                   membership=membership, ip=ip)
+
+    @classmethod
+    def system(cls, label: str = "system", org: Organisation | None = None) -> Actor:
+        return cls(label=label, org=org, trusted=True)

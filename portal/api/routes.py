@@ -1,0 +1,5 @@
+"""JSON API routes under /api/v1."""
+
+from starlette.routing import BaseRoute
+
+routes: list[BaseRoute] = []

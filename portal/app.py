@@ -1,0 +1,85 @@
+"""``create_app(settings)``: the Starlette application with its middleware and each domain's routes."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from portal import errors
+from portal.accounts.routes import routes as account_routes
+from portal.accounts.sessions import CurrentMemberMiddleware
+from portal.accounts.sso.routes import routes as sso_routes
+from portal.accounts.tokens.routes import routes as token_routes
+from portal.api.routes import routes as api_routes
+from portal.audit.routes import routes as audit_routes
+from portal.db import make_engine, make_sessionmaker
+from portal.notifications.mail import Mailer
+from portal.security import SecurityHeadersMiddleware
+from portal.settings import Settings
+from portal.web import CSRFCookieMiddleware, DBSessionMiddleware, db
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+
+
+async def healthz(request: Request) -> Response:
+    """Liveness and database reachability, for load balancers and the container healthcheck."""
+    await db(request).execute(text("SELECT 1"))
+    return JSONResponse({"status": "ok"})
+
+
+def all_routes() -> list[BaseRoute]:
+    return [
+        Route("/healthz", healthz, methods=["GET"]),
+        Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
+        *api_routes,
+        *account_routes,
+        *sso_routes,
+        *token_routes,
+        *audit_routes,
+    ]
+
+
+def create_app(settings: Settings, *, mailer: Mailer | None = None, engine: AsyncEngine | None = None) -> Starlette:
+    """The portal. Tests pass their own ``engine`` and ``mailer``; otherwise both come from ``settings``."""
+    owns_engine = engine is None
+    engine = engine or make_engine(settings.database_url)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            if owns_engine:
+                await engine.dispose()
+
+    app = Starlette(
+        routes=all_routes(),
+        middleware=[
+            Middleware(SecurityHeadersMiddleware, https=settings.https),
+            Middleware(CSRFCookieMiddleware, secure=settings.https),
+            Middleware(DBSessionMiddleware),
+            Middleware(CurrentMemberMiddleware),
+        ],
+        exception_handlers={
+            errors.PortalError: errors.portal_error_handler,
+            HTTPException: errors.http_error_handler,
+            Exception: errors.server_error_handler,
+        },
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.sessionmaker = make_sessionmaker(engine)
+    app.state.mailer = mailer or Mailer.from_settings(settings)
+    return app

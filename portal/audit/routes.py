@@ -1,0 +1,5 @@
+"""Audit log pages and exports."""
+
+from starlette.routing import BaseRoute
+
+routes: list[BaseRoute] = []

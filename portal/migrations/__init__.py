@@ -1,0 +1,1 @@
+"""Alembic migrations, configured in code (``portal.migrations.config``) rather than an alembic.ini."""

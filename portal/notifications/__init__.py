@@ -1,0 +1,1 @@
+"""Notices to people and machines (email now; the outbox and webhooks build on it)."""
