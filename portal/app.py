@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
+from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
@@ -68,6 +69,10 @@ def create_app(settings: Settings, *, mailer: Mailer | None = None, engine: Asyn
         middleware=[
             Middleware(SecurityHeadersMiddleware, https=settings.https),
             Middleware(CSRFCookieMiddleware, secure=settings.https),
+            # Only the single sign-on handshake uses this signed cookie (Authlib keeps state, nonce and the PKCE
+            # verifier in it); logins themselves are server-side sessions.
+            Middleware(SessionMiddleware, secret_key=settings.secret_key, session_cookie="portal_oauth",
+                       max_age=900, same_site="lax", https_only=settings.https),
             Middleware(DBSessionMiddleware),
             Middleware(CurrentMemberMiddleware),
         ],
