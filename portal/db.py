@@ -10,6 +10,7 @@ Invariants:
 from __future__ import annotations
 
 import contextvars
+import enum
 import importlib
 import datetime as dt
 import uuid
@@ -56,6 +57,23 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
         return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
 
 
+class StrEnumColumn(TypeDecorator[Any]):
+    """A ``StrEnum`` stored by value in a VARCHAR and read back as the enum member."""
+
+    impl = String
+    cache_ok = True
+
+    def __init__(self, enum_class: type[enum.StrEnum], length: int = 40) -> None:
+        super().__init__(length)
+        self.enum_class = enum_class
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
+        return None if value is None else self.enum_class(value).value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Any:
+        return None if value is None else self.enum_class(value)
+
+
 class JSONDocument(TypeDecorator[Any]):
     """JSON everywhere, stored as JSONB on PostgreSQL."""
 
@@ -92,18 +110,20 @@ def async_url(url: str) -> str:
     return url
 
 
-def make_engine(url: str, *, pool: bool = True) -> AsyncEngine:
+def make_engine(url: str, *, pool: bool = True, sqlite_autocommit: bool = False) -> AsyncEngine:
+    """The async engine for ``url``. ``sqlite_autocommit`` (tests only) makes every SQLite statement its own
+    transaction, so a test's inspecting session never holds a snapshot or a lock while the app works."""
     url = async_url(url)
     if url.startswith("sqlite"):
         engine = create_async_engine(url, connect_args={"timeout": 30})
-        _configure_sqlite(engine)
+        _configure_sqlite(engine, autocommit=sqlite_autocommit)
         return engine
     if not pool:
         return create_async_engine(url, poolclass=NullPool)
     return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
 
 
-def _configure_sqlite(engine: AsyncEngine) -> None:
+def _configure_sqlite(engine: AsyncEngine, *, autocommit: bool) -> None:
     # pysqlite's own transaction handling defers BEGIN and breaks SAVEPOINT; take it over (SQLAlchemy's recipe).
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -113,6 +133,9 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         cursor.execute("PRAGMA journal_mode = WAL")
         cursor.execute("PRAGMA busy_timeout = 30000")
         cursor.close()
+
+    if autocommit:
+        return
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:

@@ -27,6 +27,13 @@ _hasher = PasswordHasher()  # argon2id with the library's current recommended pa
 # A hash of a random password, verified against when the account does not exist, so both paths cost the same.
 _DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
 
+
+def use_password_hasher(hasher: PasswordHasher) -> None:
+    """Swap the argon2id parameters (the test suite uses cheap ones; production keeps the defaults)."""
+    global _hasher, _DUMMY_HASH
+    _hasher = hasher
+    _DUMMY_HASH = hasher.hash(secrets.token_urlsafe(16))
+
 MIN_PASSWORD_LENGTH = 12
 MAX_PASSWORD_LENGTH = 256
 

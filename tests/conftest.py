@@ -23,6 +23,7 @@ from typing import Any
 import httpx
 import pytest
 from aiosmtpd.controller import Controller
+from argon2 import PasswordHasher
 from sqlalchemy import delete, insert
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -33,10 +34,10 @@ from portal.accounts.sessions import SESSION_COOKIE, start_session
 from portal.actors import Actor
 from portal.app import create_app
 from portal.audit.models import GENESIS_HASH, AuditHead
-from portal.db import commit_and_run_jobs, load_models, make_engine, make_sessionmaker, write_intent
+from portal.db import commit_and_run_jobs, load_models, make_engine, make_sessionmaker
 from portal.migrations.config import upgrade
 from portal.notifications.mail import Mailer
-from portal.security import CSRF_COOKIE, csrf_token_for
+from portal.security import CSRF_COOKIE, csrf_token_for, use_password_hasher
 from portal.settings import Settings
 
 BACKENDS = [b for b in os.environ.get("PORTAL_TEST_DATABASES", "sqlite,postgresql").split(",") if b]
@@ -44,6 +45,9 @@ PG_ADMIN_URL = os.environ.get("PORTAL_TEST_POSTGRES_URL", "postgresql://postgres
 TEST_SECRET = "test-secret-key-not-for-production"
 PASSWORD = "correct horse battery staple"
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+# Still argon2id, with cheap parameters: each test creates people, and the default cost is meant to be slow.
+use_password_hasher(PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
 
 
 # ---------------------------------------------------------------- CI: a skip is a failure
@@ -131,15 +135,25 @@ async def empty_database(engine: AsyncEngine) -> None:
         await connection.execute(insert(AuditHead).values(id=1, last_seq=0, last_hash=GENESIS_HASH))
 
 
+@pytest.fixture(scope="session")
+async def test_engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    """The engine behind the ``db`` fixture (on SQLite each of its statements commits at once)."""
+    engine = make_engine(database_url, sqlite_autocommit=True)
+    yield engine
+    await engine.dispose()
+
+
 @pytest.fixture
-async def db(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
-    """A session for arranging and inspecting data; the database is emptied after the test."""
-    token = write_intent.set(True)
+async def db(engine: AsyncEngine, test_engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
+    """A session for arranging and inspecting data; the database is emptied after the test.
+
+    Commit (``world.commit()``) what you arrange before calling the app: on PostgreSQL an open transaction of
+    the test would hold its locks while the app waits for them.
+    """
     try:
-        async with make_sessionmaker(engine)() as session:
+        async with make_sessionmaker(test_engine)() as session:
             yield session
     finally:
-        write_intent.reset(token)
         await empty_database(engine)
 
 

@@ -16,7 +16,7 @@ from sqlalchemy import Boolean, ForeignKey, Index, String, UniqueConstraint, tex
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.accounts.roles import MFA_VENDOR_ROLES, OrgKind, Permission, Role, permissions_of
-from portal.db import Base, created_at, email_address, optional_timestamp, short_text, timestamp, uuid_pk
+from portal.db import Base, StrEnumColumn, created_at, email_address, optional_timestamp, short_text, timestamp, uuid_pk
 from portal.tenancy import TenantScoped
 
 
@@ -28,7 +28,7 @@ class Organisation(Base):
     )
 
     id: Mapped[uuid_pk]
-    kind: Mapped[OrgKind] = mapped_column(String(20))
+    kind: Mapped[OrgKind] = mapped_column(StrEnumColumn(OrgKind, 20))
     name: Mapped[short_text]
     slug: Mapped[str] = mapped_column(String(80), unique=True)
     sso_enforced: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -83,8 +83,9 @@ class Membership(TenantScoped, Base):
     def permissions(self) -> frozenset[Permission]:
         return permissions_of(self.roles)
 
-    def can(self, permission: Permission) -> bool:
-        return permission in self.permissions
+    def can(self, permission: Permission | str) -> bool:
+        # Templates pass plain strings; Enum members hash by name, so convert before the set lookup.
+        return Permission(permission) in self.permissions
 
     @property
     def needs_vendor_mfa(self) -> bool:
@@ -97,7 +98,7 @@ class MembershipRole(Base):
     membership_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("memberships.id", ondelete="CASCADE"), primary_key=True
     )
-    role: Mapped[Role] = mapped_column(String(40), primary_key=True)
+    role: Mapped[Role] = mapped_column(StrEnumColumn(Role, 40), primary_key=True)
 
     membership: Mapped[Membership] = relationship(back_populates="role_rows", lazy="raise")
 

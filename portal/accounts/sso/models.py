@@ -1,4 +1,5 @@
-"""Identity providers configured by organisations, the email domains they cover and the identities they vouch for.
+"""Identity providers configured by organisations, the email domains they cover and the identities they
+vouch for.
 
 Invariants:
 - an email domain is covered by at most one identity provider (unique ``sso_domains.domain``);
@@ -16,7 +17,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.accounts.models import Organisation, User
 from portal.accounts.roles import Role
-from portal.db import Base, created_at, optional_timestamp
+from portal.db import Base, StrEnumColumn, created_at, optional_timestamp
 from portal.tenancy import TenantScoped
 
 
@@ -27,10 +28,10 @@ class IdentityProvider(TenantScoped, Base):
     issuer: Mapped[str] = mapped_column(String(500))
     client_id: Mapped[str] = mapped_column(String(300))
     client_secret_encrypted: Mapped[str] = mapped_column(String(1000))
-    default_role: Mapped[Role] = mapped_column(String(40), default=Role.MEMBER)
+    default_role: Mapped[Role] = mapped_column(StrEnumColumn(Role, 40), default=Role.MEMBER)
     jit_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
-    # Discovery document as fetched when the configuration was saved (endpoints, jwks_uri, supported features).
+    # Discovery document as fetched when the configuration was last saved (endpoints, jwks_uri, features).
     metadata_json: Mapped[dict[str, Any]]
     created_at: Mapped[created_at]
     updated_at: Mapped[optional_timestamp]

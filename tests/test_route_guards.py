@@ -1,0 +1,143 @@
+"""Guards every route must pass, checked by walking the app's routes (so a new route cannot forget them):
+
+- every page needs a login, except the public ones listed here;
+- every state-changing form refuses a request without its CSRF token (403) and changes nothing;
+- every route that names an object answers 404 to a member (or API token) of another organisation and leaks
+  nothing: ``OBJECT_ROUTES`` says how to build each such URL for the victim's objects. A route with path
+  parameters that is not listed fails ``test_every_route_with_an_id_is_covered``: add it when you add the route.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+from starlette.routing import Mount, Route
+
+from portal.accounts.models import Invitation, Membership, Organisation, User
+from portal.accounts.roles import Role
+from portal.app import all_routes
+from portal.audit.models import AuditEvent
+from portal.security import hash_token
+from tests.conftest import World, post_form
+
+# Pages anyone may open without logging in (GET), and forms anyone may submit.
+PUBLIC_PATHS = {
+    "/healthz", "/login", "/login/totp", "/password/forgot", "/password/reset/{token}", "/invitations/{token}",
+    "/api/v1/openapi.json", "/sso/start/{provider_id}", "/sso/callback/{provider_id}",
+}
+# Paths whose parameter is a secret link rather than an object id; the secret is the access check.
+SECRET_LINK_PATHS = {"/password/reset/{token}", "/invitations/{token}"}
+# Routes outside the cookie session (JSON API with Bearer tokens, the SSO handshake): no CSRF form.
+NO_CSRF_PREFIXES = ("/api/", "/sso/callback/", "/sso/start/")
+
+
+def page_routes() -> list[tuple[str, str]]:
+    found = []
+    for route in all_routes():
+        if isinstance(route, Mount):
+            continue
+        assert isinstance(route, Route)
+        for method in sorted((route.methods or set()) - {"HEAD"}):
+            found.append((method, route.path))
+    return found
+
+
+@dataclass
+class Victim:
+    org: Organisation
+    admin: Membership
+    colleague: Membership
+    invitation: Invitation
+    extra: dict[str, Any]
+
+
+async def make_victim(world: World, db: Any) -> Victim:
+    org = await world.client_org("Victim Bank Secret Name")
+    admin = await world.person(org, Role.ADMIN, email="admin@victim.example", name="Victoria Victim")
+    colleague = await world.person(org, Role.MEMBER, email="bob@victim.example", name="Bob Victim")
+    invitation = Invitation(id=uuid.uuid4(), org_id=org.id, email="new@victim.example", name="", roles=["member"],
+                            token_hash=uuid.uuid4().hex, expires_at=admin.created_at.replace(year=2999))
+    db.add(invitation)
+    await world.commit()
+    login_token = await world.login_cookie(await db.get(User, admin.user_id), org)
+    extra: dict[str, Any] = {"session_id": hash_token(login_token)}
+    return Victim(org, admin, colleague, invitation, extra)
+
+
+# How to reach each object-naming route for the victim's objects. Later capabilities add theirs here.
+OBJECT_ROUTES: dict[str, Callable[[Victim], str]] = {
+    "/orgs/{org_id}/members": lambda v: f"/orgs/{v.org.id}/members",
+    "/orgs/{org_id}/invitations": lambda v: f"/orgs/{v.org.id}/invitations",
+    "/orgs/{org_id}/invitations/{invitation_id}/resend":
+        lambda v: f"/orgs/{v.org.id}/invitations/{v.invitation.id}/resend",
+    "/orgs/{org_id}/invitations/{invitation_id}/revoke":
+        lambda v: f"/orgs/{v.org.id}/invitations/{v.invitation.id}/revoke",
+    "/orgs/{org_id}/members/{membership_id}/roles": lambda v: f"/orgs/{v.org.id}/members/{v.colleague.id}/roles",
+    "/orgs/{org_id}/members/{membership_id}/remove": lambda v: f"/orgs/{v.org.id}/members/{v.colleague.id}/remove",
+    "/account/sessions/{session_id}/end": lambda v: f"/account/sessions/{v.extra['session_id']}/end",
+}
+
+
+def test_every_route_with_an_id_is_covered():
+    uncovered = sorted({path for _method, path in page_routes()
+                        if "{" in path and path not in OBJECT_ROUTES and path not in SECRET_LINK_PATHS
+                        and path not in PUBLIC_PATHS})
+    assert uncovered == [], f"add these routes to OBJECT_ROUTES in {__file__}: {uncovered}"
+
+
+async def _audit_count(db: Any) -> int:
+    return int(await db.scalar(select(func.count()).select_from(AuditEvent)))
+
+
+@pytest.mark.parametrize(("method", "path"), [r for r in page_routes() if r[1] in OBJECT_ROUTES])
+async def test_another_organisations_objects_answer_404(method, path, world, login_as, db):
+    victim = await make_victim(world, db)
+    intruder_org = await world.client_org("Intruder Ltd")
+    intruder = await login_as(await world.person(intruder_org, Role.ADMIN))
+    url = OBJECT_ROUTES[path](victim)
+    before = await _audit_count(db)
+
+    if method == "GET":
+        response = await intruder.get(url)
+    else:
+        response = await post_form(intruder, url, {"roles": "admin", "email": "x@intruder.example"})
+
+    assert response.status_code == 404, response.text[:300]
+    for secret in ("Victim Bank Secret Name", "Victoria Victim", "bob@victim.example", str(victim.org.id)):
+        assert secret not in response.text
+    assert await _audit_count(db) == before
+
+
+@pytest.mark.parametrize(("method", "path"), [r for r in page_routes()
+                                              if r[0] == "POST" and not r[1].startswith(NO_CSRF_PREFIXES)])
+async def test_state_changing_forms_refuse_requests_without_the_csrf_token(method, path, world, login_as, db):
+    victim = await make_victim(world, db)
+    owner = await login_as(await world.person(await world.vendor(), Role.OWNER))
+    url = OBJECT_ROUTES[path](victim) if path in OBJECT_ROUTES else path.replace("{token}", "x" * 20)
+    before = await _audit_count(db)
+
+    without = await owner.post(url, data={"email": "x@example.com", "roles": "admin", "name": "X"})
+    forged = await owner.post(url, data={"csrf_token": "forged", "email": "x@example.com", "roles": "admin"})
+    cross_site = await post_form(owner, url, {"email": "x@example.com"}, headers={"origin": "https://evil.example"})
+
+    assert without.status_code == forged.status_code == cross_site.status_code == 403, path
+    assert await _audit_count(db) == before
+
+
+@pytest.mark.parametrize(("method", "path"), [r for r in page_routes()
+                                              if r[0] == "GET" and r[1] not in PUBLIC_PATHS
+                                              and not r[1].startswith("/api/")])
+async def test_pages_need_a_login(method, path, client, world, db):
+    victim = await make_victim(world, db)
+    url = OBJECT_ROUTES[path](victim) if path in OBJECT_ROUTES else path
+    response = await client.get(url)
+    if path.endswith(".json"):  # JSON downloads answer like the API
+        assert response.status_code == 401
+    else:
+        assert response.status_code == 303
+        assert response.headers["location"].startswith("/login?next=")
