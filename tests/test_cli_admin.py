@@ -1,0 +1,77 @@
+"""`portal admin create` and `portal demo` against the test database."""
+
+import asyncio
+
+import pytest
+from sqlalchemy import func, select
+
+from portal.accounts.models import Membership, Organisation, User
+from portal.audit.models import AuditEvent
+from portal.cli import main
+from portal.demo import CLIENTS, DEMO_PASSWORD, VENDOR_STAFF
+from portal.security import verify_password
+
+
+async def run_cli(argv):
+    """The command runs its own event loop (asyncio.run), so it gets a thread of its own."""
+    await asyncio.to_thread(main, argv)
+
+
+@pytest.fixture
+def cli_env(monkeypatch, database_url, tmp_path, db):
+    monkeypatch.setenv("PORTAL_DATABASE_URL", database_url)
+    monkeypatch.setenv("PORTAL_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("PORTAL_SECRET_KEY", "cli-test-secret")
+    return tmp_path
+
+
+async def test_admin_create_makes_the_vendor_and_its_first_owner(cli_env, db, capsys):
+    await run_cli(["admin", "create", "--email", "Olivia@Nordlicht.example", "--name", "Olivia Owner",
+          "--org", "Nordlicht AI GmbH", "--password", "a long enough passphrase"])
+
+    assert "Created vendor owner olivia@nordlicht.example" in capsys.readouterr().out
+    vendor = (await db.execute(select(Organisation))).scalar_one()
+    assert vendor.is_vendor and vendor.name == "Nordlicht AI GmbH"
+    user = (await db.execute(select(User))).scalar_one()
+    assert verify_password(user.password_hash, "a long enough passphrase")
+    tags = set((await db.execute(select(AuditEvent.tag))).scalars())
+    assert {"organisation:created", "membership:created"} <= tags
+
+
+async def test_admin_create_refuses_a_weak_password_or_a_taken_email(cli_env, db, capsys):
+    args = ["admin", "create", "--email", "o@n.example", "--name", "O", "--org", "N"]
+    with pytest.raises(SystemExit) as weak:
+        await run_cli([*args, "--password", "short"])
+    assert weak.value.code == 1
+    assert "stronger password" in capsys.readouterr().err
+    assert await db.scalar(select(func.count()).select_from(Organisation)) == 0
+
+    await run_cli([*args, "--password", "a long enough passphrase"])
+    with pytest.raises(SystemExit):
+        await run_cli([*args, "--password", "a long enough passphrase"])
+    assert "already exists" in capsys.readouterr().err
+    assert await db.scalar(select(func.count()).select_from(User)) == 1
+
+
+async def test_demo_loads_once_and_prints_working_logins(cli_env, db, capsys):
+    await run_cli(["demo"])
+    out = capsys.readouterr().out
+    assert DEMO_PASSWORD in out
+    for person in VENDOR_STAFF:
+        assert person.email in out
+    people = sum(len(p) for p in CLIENTS.values()) + len(VENDOR_STAFF)
+    assert await db.scalar(select(func.count()).select_from(Membership)) == people
+    assert await db.scalar(select(func.count()).select_from(Organisation)) == len(CLIENTS) + 1
+    user = (await db.execute(select(User).where(User.email == VENDOR_STAFF[0].email))).scalar_one()
+    assert verify_password(user.password_hash, DEMO_PASSWORD)
+
+    await run_cli(["demo"])
+    assert "no demo data was added" in capsys.readouterr().out
+    assert await db.scalar(select(func.count()).select_from(Membership)) == people
+
+
+async def test_audit_verify_reports_an_intact_chain(cli_env, db, capsys):
+    await run_cli(["demo"])
+    capsys.readouterr()
+    await run_cli(["audit", "verify"])
+    assert "Audit trail intact" in capsys.readouterr().out
