@@ -10,9 +10,9 @@ Invariants:
 from __future__ import annotations
 
 import contextvars
+import datetime as dt
 import enum
 import importlib
-import datetime as dt
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any

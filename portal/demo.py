@@ -15,7 +15,7 @@ from portal.accounts.roles import Role
 from portal.accounts.service import add_membership, create_client_org, create_user, create_vendor_org, vendor_org
 from portal.actors import Actor
 
-DEMO_PASSWORD = "demo-portal-2026"
+DEMO_PASSWORD = "demo-portal-2026"  # noqa: S105 - printed to the operator; demo data only
 VENDOR_NAME = "Nordlicht AI GmbH"
 
 

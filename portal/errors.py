@@ -6,8 +6,8 @@ JSON errors have one shape everywhere: ``{"error": {"code": "...", "message": ".
 from __future__ import annotations
 
 import logging
-from urllib.parse import urlencode
 from typing import Any
+from urllib.parse import urlencode
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request

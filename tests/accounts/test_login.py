@@ -88,19 +88,24 @@ async def test_logout_ends_the_session_for_good(client, world, db):
     assert again.status_code == 303 and again.headers["location"].startswith("/login")
 
 
-async def test_an_expired_or_idle_session_sends_the_user_to_login(client, world, db):
+async def test_an_expired_or_idle_session_sends_the_user_to_login(client, world, db, settings):
     org = await world.client_org()
     await world.person(org, email="ada@acme.example")
-    token = (await login(client, "ada@acme.example")).cookies[SESSION_COOKIE]
-    assert (await client.get("/account")).status_code == 200
+    now = dt.datetime.now(dt.UTC)
+    cases = {
+        "expired": {"expires_at": now - dt.timedelta(minutes=1)},
+        "idle": {"last_seen_at": now - dt.timedelta(minutes=settings.session_idle_minutes + 1)},
+    }
+    for values in cases.values():
+        token = (await login(client, "ada@acme.example")).cookies[SESSION_COOKIE]
+        assert (await client.get("/account")).status_code == 200
+        await db.execute(update(LoginSession).where(LoginSession.id == hash_token(token)).values(**values))
+        await world.commit()
 
-    past = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)
-    await db.execute(update(LoginSession).values(expires_at=past))
-    await world.commit()
+        response = await client.get("/account")
 
-    response = await client.get("/account")
-    assert response.status_code == 303
-    assert response.headers["location"] == "/login?next=%2Faccount"
+        assert response.status_code == 303
+        assert response.headers["location"] == "/login?next=%2Faccount"
 
 
 async def test_log_out_everywhere_ends_every_session(app, client, world, db):
