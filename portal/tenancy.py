@@ -35,12 +35,12 @@ S = TypeVar("S", bound=Select[Any])
 
 def scoped(statement: S, model: type[TenantScoped], org: Organisation) -> S:
     """Restrict ``statement`` to rows of ``model`` that belong to ``org``."""
-    return statement.where(model.org_id == org.id)  # type: ignore[attr-defined,no-any-return]
+    return statement.where(model.org_id == org.id)
 
 
 def scoped_to_ids(statement: S, model: type[TenantScoped], org_ids: list[uuid.UUID]) -> S:
     """Restrict ``statement`` to rows of ``model`` owned by any of ``org_ids``."""
-    return statement.where(model.org_id.in_(org_ids))  # type: ignore[attr-defined,no-any-return]
+    return statement.where(model.org_id.in_(org_ids))
 
 
 async def get_scoped(session: AsyncSession, model: type[T], object_id: uuid.UUID | str, org: Organisation,

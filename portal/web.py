@@ -10,6 +10,7 @@ Invariants:
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -111,7 +112,7 @@ def csrf_token(request: Request) -> str:
 
 
 def render(request: Request, name: str, context: dict[str, Any] | None = None, *, status: int = 200,
-           headers: dict[str, str] | None = None) -> HTMLResponse:
+           headers: Mapping[str, str] | None = None) -> HTMLResponse:
     state = request.state
     page = {
         "request": request,

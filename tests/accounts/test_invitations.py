@@ -9,7 +9,8 @@ from portal.accounts.roles import Role
 from tests.conftest import PASSWORD, post_form
 
 
-async def test_vendor_creates_a_client_and_its_admin_joins_by_email_link(world, login_as, client, mail, db):
+async def test_vendor_creates_a_client_and_its_admin_joins_by_email_link(world, login_as, client, mail, db,
+                                                                          settings):
     owner = await world.person(await world.vendor(), Role.OWNER)
     vendor = await login_as(owner)
 
@@ -21,6 +22,8 @@ async def test_vendor_creates_a_client_and_its_admin_joins_by_email_link(world, 
 
     message = mail.last_to("ada@acme.example")
     assert "Acme Logistics" in message["Subject"]
+    kept = [p.read_text() for p in (settings.mail_dir).glob("*.eml")]  # every mail is also kept as a file
+    assert any("ada@acme.example" in text for text in kept)
     link = mail.link_in(message, "/invitations/")
     page = await client.get(link)
     assert page.status_code == 200 and "Join Acme Logistics" in page.text
