@@ -25,10 +25,14 @@ class CommandError(Exception):
         self.code = code
 
 
-async def in_transaction(settings: Settings, work: Callable[[AsyncSession], Awaitable[Any]]) -> Any:
-    """Run ``work`` in one transaction that commits when it returns (then mail queued by it is sent)."""
+async def in_transaction(settings: Settings, work: Callable[[AsyncSession], Awaitable[Any]], *,
+                         writes: bool = True) -> Any:
+    """Run ``work`` in one transaction that commits when it returns (then mail queued by it is sent).
+
+    ``writes=False`` for read-only commands, so on SQLite they do not hold the write lock the portal needs.
+    """
     engine = make_engine(settings.database_url, pool=False)
-    token = write_intent.set(True)
+    token = write_intent.set(writes)
     try:
         async with make_sessionmaker(engine)() as session:
             result = await work(session)
@@ -146,7 +150,7 @@ def cmd_token_create(args: argparse.Namespace, settings: Settings) -> None:
 def cmd_audit_verify(args: argparse.Namespace, settings: Settings) -> None:
     from portal.audit.service import verify_chain
 
-    report = asyncio.run(in_transaction(settings, verify_chain))
+    report = asyncio.run(in_transaction(settings, verify_chain, writes=False))
     if not report.ok:
         raise CommandError(f"Audit trail BROKEN at event {report.first_bad_seq}: {report.problem} "
                            f"({report.checked} events before it verified).", code=2)

@@ -116,7 +116,7 @@ async def client_orgs(session: AsyncSession, *, actor: Actor) -> list[tuple[Orga
     )
     rows = (await session.execute(
         select(Organisation, func.coalesce(counts.c.members, 0))
-        .outerjoin(counts, counts.c.org_id == Organisation.id)
+        .outerjoin(counts, counts.c.org_id == Organisation.id)  # tenancy: member counts joined to their own org
         .where(Organisation.kind == OrgKind.CLIENT).order_by(func.lower(Organisation.name))
     )).all()
     return [(org, int(members)) for org, members in rows]

@@ -114,6 +114,9 @@ async def _events_in_order(session: AsyncSession, batch: int = 1000) -> AsyncIte
 
 async def verify_chain(session: AsyncSession) -> ChainReport:
     """Walk the chain from the first event; report the first event that was altered, removed or reordered."""
+    if session.get_bind().dialect.name == "postgresql" and not session.in_transaction():
+        # One snapshot for the head and every event, so that concurrent writers cannot look like tampering.
+        await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
     head = (await session.execute(select(AuditHead).where(AuditHead.id == HEAD_ID))).scalar_one()
     head_seq, head_hash = head.last_seq, head.last_hash
     expected_prev, expected_seq, checked = GENESIS_HASH, 1, 0
@@ -121,6 +124,10 @@ async def verify_chain(session: AsyncSession) -> ChainReport:
         if event.seq != expected_seq:
             return ChainReport(False, checked, expected_seq,
                                f"event {expected_seq} is missing (the next stored event is {event.seq})")
+        if event.seq > head_seq:
+            return ChainReport(False, checked, event.seq,
+                               f"event {event.seq} lies beyond the chain head ({head_seq}): it was not "
+                               "written by the portal")
         if event.prev_hash != expected_prev:
             return ChainReport(False, checked, event.seq,
                                f"event {event.seq} does not follow event {event.seq - 1} (removed or reordered)")
