@@ -1,5 +1,8 @@
-"""JSON API routes under /api/v1."""
+"""JSON API routes under /api/v1, generated from the endpoint registry."""
 
 from starlette.routing import BaseRoute
 
-routes: list[BaseRoute] = []
+from portal.api import endpoints, openapi  # noqa: F401 - importing registers the endpoints
+from portal.api.registry import api
+
+routes: list[BaseRoute] = list(api.routes())

@@ -1,19 +1,26 @@
 """API tokens.
 
-Invariants: the token is shown once; only its SHA-256 is stored, with a short non-secret prefix to recognise it;
-a revoked or expired token authenticates nothing; scopes are a subset of ``SCOPES``.
+Invariants: the token is shown once; only its SHA-256 is stored, with a short non-secret prefix to
+recognise it; a revoked or expired token authenticates nothing; scopes are a subset of ``SCOPES``.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 
 from sqlalchemy import ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.accounts.models import Organisation, User
-from portal.db import Base, created_at, optional_timestamp, short_text
+from portal.db import Base, created_at, optional_timestamp, short_text, utcnow
 from portal.tenancy import TenantScoped
+
+# Every scope a token can hold and what it allows; the token form, the CLI and the OpenAPI document use it.
+SCOPES: dict[str, str] = {
+    "org:read": "Read the organisation and its members (for vendor tokens: every client organisation).",
+    "audit:read": "Read the organisation's audit events.",
+}
 
 
 class ApiToken(TenantScoped, Base):
@@ -32,3 +39,19 @@ class ApiToken(TenantScoped, Base):
 
     org: Mapped[Organisation] = relationship(lazy="raise")
     created_by: Mapped[User | None] = relationship(lazy="raise")
+
+    def status_at(self, now: dt.datetime) -> str:
+        """``revoked``, ``expired`` or ``active``."""
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.expires_at is not None and self.expires_at <= now:
+            return "expired"
+        return "active"
+
+    @property
+    def status(self) -> str:
+        return self.status_at(utcnow())
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == "active"
