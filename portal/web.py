@@ -189,6 +189,12 @@ def _origin_of(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
+def form_text(form: FormData, name: str) -> str:
+    """A text field as typed, or "" when absent or a file (for passwords and codes, which are not trimmed)."""
+    value = form.get(name)
+    return value if isinstance(value, str) else ""
+
+
 def field(form: FormData, name: str, *, required: bool = True, label: str | None = None,
           max_length: int = 200) -> str:
     """A trimmed text field; raises InvalidInput with a message naming the field."""

@@ -64,35 +64,28 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> 
 
 # ---------------------------------------------------------------- databases
 
-def _create_pg_database() -> str:
+def _on_postgres_server(sql: str) -> None:
+    """Run one statement on the PostgreSQL server's maintenance database (CREATE/DROP DATABASE)."""
     import asyncpg
 
-    name = f"portal_test_{uuid.uuid4().hex[:10]}"
-
-    async def create() -> None:
+    async def run() -> None:
         connection = await asyncpg.connect(PG_ADMIN_URL.replace("postgresql://", "postgres://", 1))
         try:
-            await connection.execute(f'CREATE DATABASE "{name}"')
+            await connection.execute(sql)
         finally:
             await connection.close()
 
-    asyncio.run(create())
+    asyncio.run(run())
+
+
+def _create_pg_database() -> str:
+    name = f"portal_test_{uuid.uuid4().hex[:10]}"
+    _on_postgres_server(f'CREATE DATABASE "{name}"')
     return PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
 
 
 def _drop_pg_database(url: str) -> None:
-    import asyncpg
-
-    name = url.rsplit("/", 1)[1]
-
-    async def drop() -> None:
-        connection = await asyncpg.connect(PG_ADMIN_URL.replace("postgresql://", "postgres://", 1))
-        try:
-            await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await connection.close()
-
-    asyncio.run(drop())
+    _on_postgres_server(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="session", params=BACKENDS)

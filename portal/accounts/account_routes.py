@@ -20,6 +20,7 @@ from portal.web import (
     client_ip,
     current_member,
     db,
+    form_text,
     keep_changes_on_error,
     read_form,
     redirect,
@@ -58,18 +59,13 @@ async def account(request: Request) -> Response:
     return await _account_page(request)
 
 
-def _text(form: Any, name: str) -> str:
-    value = form.get(name)
-    return value if isinstance(value, str) else ""
-
-
 async def password_submit(request: Request) -> Response:
     form = await read_form(request)
     user = _user(request)
     try:
-        await auth.change_password(db(request), user=user, current=_text(form, "current_password"),
-                                   password=_text(form, "password"),
-                                   password_confirm=_text(form, "password_confirm"),
+        await auth.change_password(db(request), user=user, current=form_text(form, "current_password"),
+                                   password=form_text(form, "password"),
+                                   password_confirm=form_text(form, "password_confirm"),
                                    keep_session=_login(request).id, ip=client_ip(request))
     except InvalidInput as exc:
         return await _account_page(request, error=exc.message, status=400)
@@ -100,11 +96,11 @@ async def totp_enable(request: Request) -> Response:
     user = _user(request)
     settings = settings_of(request)
     try:
-        secret = decrypt_field(settings.secret_key, _text(form, _SETUP_FIELD))
+        secret = decrypt_field(settings.secret_key, form_text(form, _SETUP_FIELD))
     except ValueError:
         return redirect(request, "/account/totp", flash="The setup expired. Scan the new code.", kind="warning")
     try:
-        await auth.enable_totp(db(request), user=user, secret=secret, code=_text(form, "code"),
+        await auth.enable_totp(db(request), user=user, secret=secret, code=form_text(form, "code"),
                                settings=settings, ip=client_ip(request))
     except InvalidInput as exc:
         context = _totp_setup_context(request, user, secret)
@@ -117,7 +113,7 @@ async def totp_disable(request: Request) -> Response:
     form = await read_form(request)
     user = _user(request)
     try:
-        await auth.disable_totp(db(request), user=user, code=_text(form, "code"), settings=settings_of(request),
+        await auth.disable_totp(db(request), user=user, code=form_text(form, "code"), settings=settings_of(request),
                                 ip=client_ip(request))
     except (InvalidInput, TooManyRequests) as exc:
         keep_changes_on_error(request)
@@ -153,7 +149,7 @@ async def switch_org(request: Request) -> Response:
     """Move this login to another organisation the user belongs to (a new session, like any login)."""
     form = await read_form(request)
     user = _user(request)
-    wanted = _text(form, "org_id")
+    wanted = form_text(form, "org_id")
     target = next((m for m in request.state.all_memberships if str(m.org_id) == wanted), None)
     if target is None:
         raise NotFound()

@@ -74,8 +74,8 @@ async def authenticate(session: AsyncSession, *, email: str, password: str, ip: 
                                data={"reason": "password"})
         raise InvalidInput(LOGIN_FAILED)
     if any(m.org.sso_enforced for m in await memberships_of_user(session, user)):
-        raise InvalidInput("Your organisation signs in with single sign-on. Use “Continue” with your work email "
-                           "address on the login page.")
+        raise InvalidInput("Your organisation signs in with single sign-on: enter only your work email address "
+                           "and choose “Log in” to continue at your identity provider.")
     return user
 
 

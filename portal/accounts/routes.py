@@ -26,6 +26,7 @@ from portal.web import (
     client_ip,
     current_member,
     db,
+    form_text,
     keep_changes_on_error,
     read_form,
     redirect,
@@ -33,16 +34,6 @@ from portal.web import (
     safe_next,
     settings_of,
 )
-
-
-def _text(form: Any, name: str) -> str:
-    value = form.get(name)
-    return value.strip() if isinstance(value, str) else ""
-
-
-def _secret(form: Any, name: str) -> str:
-    value = form.get(name)
-    return value if isinstance(value, str) else ""
 
 
 async def login_page(request: Request) -> Response:
@@ -57,8 +48,8 @@ async def login_page(request: Request) -> Response:
 async def login_submit(request: Request) -> Response:
     """Email first: an SSO domain goes to its identity provider, anyone else logs in with a password."""
     form = await read_form(request)
-    email, password = _text(form, "email").lower(), _secret(form, "password")
-    next_url = safe_next(_text(form, "next"))
+    email, password = form_text(form, "email").strip().lower(), form_text(form, "password")
+    next_url = safe_next(form_text(form, "next").strip())
     session = db(request)
     provider = await provider_for_email(session, email) if "@" in email else None
     if provider is not None:
@@ -90,9 +81,9 @@ async def totp_submit(request: Request) -> Response:
     pending = getattr(request.state, "pending_login", None)
     if pending is None:
         return redirect(request, "/login", flash="Your login expired. Please log in again.", kind="warning")
-    next_url = safe_next(_text(form, "next"))
+    next_url = safe_next(form_text(form, "next").strip())
     try:
-        await auth.check_totp(db(request), user=pending.user, code=_text(form, "code"),
+        await auth.check_totp(db(request), user=pending.user, code=form_text(form, "code").strip(),
                               settings=settings_of(request), ip=client_ip(request))
     except (InvalidInput, TooManyRequests) as exc:
         keep_changes_on_error(request)
@@ -117,7 +108,7 @@ async def forgot_page(request: Request) -> Response:
 
 async def forgot_submit(request: Request) -> Response:
     form = await read_form(request)
-    email = _text(form, "email").lower()
+    email = form_text(form, "email").strip().lower()
     if "@" not in email:
         return render(request, "accounts/forgot.html", {"email": email, "error": "Enter your email address."},
                       status=400)
@@ -139,8 +130,8 @@ async def reset_submit(request: Request) -> Response:
     form = await read_form(request)
     token = request.path_params["token"]
     try:
-        user = await auth.reset_password(db(request), token=token, password=_secret(form, "password"),
-                                         password_confirm=_secret(form, "password_confirm"),
+        user = await auth.reset_password(db(request), token=token, password=form_text(form, "password"),
+                                         password_confirm=form_text(form, "password_confirm"),
                                          ip=client_ip(request))
     except InvalidInput as exc:
         return render(request, "accounts/reset.html", {"token": token, "error": exc.message}, status=400)
@@ -170,8 +161,8 @@ async def invitation_submit(request: Request) -> Response:
     session = db(request)
     try:
         user, invitation = await invitations.accept(
-            session, token=token, name=_text(form, "name"), password=_secret(form, "password"),
-            password_confirm=_secret(form, "password_confirm") if "password_confirm" in form else None,
+            session, token=token, name=form_text(form, "name").strip(), password=form_text(form, "password"),
+            password_confirm=form_text(form, "password_confirm") if "password_confirm" in form else None,
             ip=client_ip(request),
         )
     except InvalidInput as exc:
@@ -182,7 +173,7 @@ async def invitation_submit(request: Request) -> Response:
                           status=400)
         return render(request, "accounts/invitation.html", {
             "invitation": invitation, "token": token, "existing": "password_confirm" not in form,
-            "name": _text(form, "name"), "error": exc.message,
+            "name": form_text(form, "name").strip(), "error": exc.message,
         }, status=400)
     message = f"Welcome to {invitation.org.name}. Log in to continue."
     if invitation.org.sso_enforced:
