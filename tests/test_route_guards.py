@@ -20,6 +20,7 @@ from starlette.routing import Mount, Route
 
 from portal.accounts.models import Invitation, Membership, Organisation, User
 from portal.accounts.roles import Role
+from portal.accounts.sso.models import IdentityProvider, SSODomain
 from portal.accounts.tokens.service import create_token
 from portal.actors import Actor
 from portal.app import all_routes
@@ -70,7 +71,13 @@ async def make_victim(world: World, db: Any) -> Victim:
     token, _plaintext = await create_token(db, actor=Actor.system("test"), org=org, name="Victim GRC sync",
                                            scopes=["org:read"], days=None)
     await world.commit()
-    extra: dict[str, Any] = {"session_id": hash_token(login_token), "token_id": token.id}
+    provider = IdentityProvider(id=uuid.uuid4(), org_id=org.id, issuer="https://idp.victim.example",
+                                client_id="victim-client", client_secret_encrypted="unused", metadata_json={},
+                                domains=[SSODomain(domain="victim.example")])
+    db.add(provider)
+    await world.commit()
+    extra: dict[str, Any] = {"session_id": hash_token(login_token), "token_id": token.id,
+                             "sso_provider_id": provider.id}
     return Victim(org, admin, colleague, invitation, extra)
 
 
@@ -86,6 +93,13 @@ OBJECT_ROUTES: dict[str, Callable[[Victim], str]] = {
     "/orgs/{org_id}/members/{membership_id}/remove": lambda v: f"/orgs/{v.org.id}/members/{v.colleague.id}/remove",
     "/account/sessions/{session_id}/end": lambda v: f"/account/sessions/{v.extra['session_id']}/end",
     "/settings/tokens/{token_id}/revoke": lambda v: f"/settings/tokens/{v.extra['token_id']}/revoke",
+    "/orgs/{org_id}/sso": lambda v: f"/orgs/{v.org.id}/sso",
+    "/orgs/{org_id}/sso/enforcement": lambda v: f"/orgs/{v.org.id}/sso/enforcement",
+    "/orgs/{org_id}/sso/providers": lambda v: f"/orgs/{v.org.id}/sso/providers",
+    "/orgs/{org_id}/sso/providers/{provider_id}":
+        lambda v: f"/orgs/{v.org.id}/sso/providers/{v.extra['sso_provider_id']}",
+    "/orgs/{org_id}/sso/providers/{provider_id}/delete":
+        lambda v: f"/orgs/{v.org.id}/sso/providers/{v.extra['sso_provider_id']}/delete",
 }
 
 
