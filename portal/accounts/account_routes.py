@@ -12,8 +12,9 @@ from starlette.routing import Route
 
 from portal.accounts import auth
 from portal.accounts.login_flow import complete_login
-from portal.accounts.models import LoginSession, User
-from portal.accounts.sessions import SESSION_COOKIE, end_session, end_sessions_of, live_sessions
+from portal.accounts.models import LoginSession, Membership, User
+from portal.accounts.sessions import SESSION_COOKIE, end_session, live_sessions, log_out_everywhere
+from portal.actors import Actor
 from portal.errors import InvalidInput, NotAuthenticated, NotFound, TooManyRequests
 from portal.security import decrypt_field, encrypt_field
 from portal.web import (
@@ -37,12 +38,16 @@ def _login(request: Request) -> LoginSession:
     return login
 
 
-def _user(request: Request) -> User:
-    """The logged-in user; account pages stay reachable while vendor staff still have to set up TOTP."""
+def _member(request: Request) -> Membership:
+    """The logged-in member; account pages stay reachable while vendor staff still have to set up TOTP."""
     member = current_member(request)
     if member is None:
         raise NotAuthenticated()
-    return member.user
+    return member
+
+
+def _user(request: Request) -> User:
+    return _member(request).user
 
 
 async def _account_page(request: Request, *, error: str | None = None, status: int = 200) -> Response:
@@ -128,7 +133,7 @@ async def session_end(request: Request) -> Response:
                   None)
     if target is None:
         raise NotFound()
-    await end_session(db(request), target)
+    await end_session(db(request), target, ip=client_ip(request), reason="ended from the account page")
     if target.id == _login(request).id:
         response = redirect(request, "/login", flash="You are logged out.")
         response.delete_cookie(SESSION_COOKIE, path="/")
@@ -139,7 +144,8 @@ async def session_end(request: Request) -> Response:
 async def sessions_end_all(request: Request) -> Response:
     """Log out everywhere, this browser included."""
     await read_form(request)
-    count = await end_sessions_of(db(request), _user(request))
+    member = _member(request)
+    count = await log_out_everywhere(db(request), member.user, actor=Actor.for_member(member, ip=client_ip(request)))
     response = redirect(request, "/login", flash=f"Logged out of {count} session(s) everywhere.")
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response

@@ -38,7 +38,7 @@ async def complete_login(request: Request, *, user: User, org: Organisation | No
     session = db(request)
     previous = getattr(request.state, "login", None) or getattr(request.state, "pending_login", None)
     if previous is not None:
-        await end_session(session, previous)
+        await end_session(session, previous, ip=client_ip(request), reason="replaced by a new login")
     org = org or await default_org(request, user)
     token, _login = await start_session(
         session, user=user, org=org, method=method, ip=client_ip(request),

@@ -96,7 +96,7 @@ async def logout(request: Request) -> Response:
     await read_form(request)
     login = getattr(request.state, "login", None) or getattr(request.state, "pending_login", None)
     if login is not None:
-        await end_session(db(request), login)
+        await end_session(db(request), login, ip=client_ip(request), reason="logout")
     response = redirect(request, "/login", flash="You are logged out.")
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response

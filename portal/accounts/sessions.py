@@ -17,8 +17,10 @@ from sqlalchemy.orm import joinedload
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from portal import audit
 from portal.accounts.models import LoginSession, Organisation, User
 from portal.accounts.service import membership_of, memberships_of_user
+from portal.actors import Actor
 from portal.db import utcnow
 from portal.security import hash_token, new_token
 from portal.settings import Settings
@@ -67,9 +69,21 @@ async def load_session(session: AsyncSession, token: str, settings: Settings) ->
     return login
 
 
-async def end_session(session: AsyncSession, login: LoginSession) -> None:
+async def end_session(session: AsyncSession, login: LoginSession, *, ip: str, reason: str) -> None:
+    """End one session (logout, ended from the account page, or replaced by a new login) and audit it."""
     login.ended_at = utcnow()
     await session.flush()
+    actor = Actor(label=f"user:{login.user.email}", user=login.user, org=login.org, ip=ip)
+    await audit.record(session, actor=actor, tag="user:logged_out", subject=login.user, org_id=login.org_id,
+                       data={"reason": reason, "method": login.auth_method})
+
+
+async def log_out_everywhere(session: AsyncSession, user: User, *, actor: Actor) -> int:
+    """End every session of ``user`` (this browser's too) and audit how many ended."""
+    count = await end_sessions_of(session, user)
+    await audit.record(session, actor=actor, tag="user:logged_out_everywhere", subject=user,
+                       data={"sessions": count})
+    return count
 
 
 async def end_sessions_of(session: AsyncSession, user: User, *, keep: str | None = None,
@@ -89,6 +103,7 @@ async def live_sessions(session: AsyncSession, user: User) -> list[LoginSession]
     rows = (await session.execute(
         select(LoginSession).where(LoginSession.user_id == user.id, LoginSession.ended_at.is_(None),
                                    LoginSession.expires_at > now).order_by(LoginSession.last_seen_at.desc())
+        .options(joinedload(LoginSession.user), joinedload(LoginSession.org))
     )).scalars().all()
     return list(rows)
 

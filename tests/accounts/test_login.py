@@ -80,6 +80,7 @@ async def test_logout_ends_the_session_for_good(client, world, db):
     response = await post_form(client, "/logout")
 
     assert response.status_code == 303
+    assert "user:logged_out" in (await db.execute(select(AuditEvent.tag))).scalars().all()
     stored = await db.get(LoginSession, hash_token(token))
     await db.refresh(stored)
     assert stored.ended_at is not None
@@ -125,6 +126,8 @@ async def test_log_out_everywhere_ends_every_session(app, client, world, db):
     live = (await db.execute(select(func.count()).select_from(LoginSession)
                              .where(LoginSession.ended_at.is_(None)))).scalar_one()
     assert live == 0
+    event = (await db.execute(select(AuditEvent).where(AuditEvent.tag == "user:logged_out_everywhere"))).scalar_one()
+    assert event.data == {"sessions": 2}
 
 
 async def test_totp_is_asked_after_the_password_and_a_code_works_once(client, world, db, settings):
