@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from portal import audit
 from portal.accounts.models import LoginSession, Organisation, User
-from portal.accounts.service import membership_of, memberships_of_user
+from portal.accounts.service import membership_of, memberships_of_user, vendor_org
 from portal.actors import Actor
 from portal.db import utcnow
 from portal.security import hash_token, new_token
@@ -120,10 +120,10 @@ class CurrentMemberMiddleware:
             return
         state = scope.setdefault("state", {})
         state.update(login=None, membership=None, all_memberships=[], pending_login=None)
+        session: AsyncSession = state["db"]
+        settings: Settings = scope["app"].state.settings
         token = Request(scope).cookies.get(SESSION_COOKIE)
         if token:
-            session: AsyncSession = state["db"]
-            settings: Settings = scope["app"].state.settings
             login = await load_session(session, token, settings)
             if login is not None and not login.second_factor_done:
                 state["pending_login"] = login
@@ -133,4 +133,7 @@ class CurrentMemberMiddleware:
                     state["login"] = login
                     state["membership"] = membership
                     state["all_memberships"] = await memberships_of_user(session, login.user)
+        if not settings.vendor_name:
+            vendor = await vendor_org(session)
+            state["vendor_name"] = vendor.name if vendor else ""
         await self.app(scope, receive, send)
