@@ -20,7 +20,7 @@ from portal.accounts.people_routes import home_page
 from portal.accounts.people_routes import routes as people_routes
 from portal.accounts.service import user_by_email
 from portal.accounts.sessions import SESSION_COOKIE, end_session
-from portal.accounts.sso.service import provider_for_email
+from portal.accounts.sso.signin import provider_for_email
 from portal.errors import InvalidInput, TooManyRequests
 from portal.web import (
     client_ip,

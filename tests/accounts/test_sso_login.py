@@ -17,6 +17,7 @@ from portal.accounts.roles import Role
 from portal.accounts.service import membership_of
 from portal.accounts.sessions import SESSION_COOKIE
 from portal.accounts.sso import service as sso
+from portal.accounts.sso import signin
 from portal.accounts.sso.models import ExternalIdentity, IdentityProvider
 from portal.actors import Actor
 from portal.audit.models import AuditEvent
@@ -301,12 +302,12 @@ async def test_a_disabled_account_is_refused(client, db, world, provider, oidc_i
 # ---------------------------------------------------------------- the login page and enforcement
 
 async def test_the_login_page_finds_the_provider_of_an_email_domain(db, provider):
-    assert (await sso.provider_for_email(db, "Someone@Client-A.example")).id == provider.id
-    assert await sso.provider_for_email(db, "someone@client-b.example") is None
-    assert await sso.provider_for_email(db, "not an email") is None
+    assert (await signin.provider_for_email(db, "Someone@Client-A.example")).id == provider.id
+    assert await signin.provider_for_email(db, "someone@client-b.example") is None
+    assert await signin.provider_for_email(db, "not an email") is None
     provider.enabled = False
     await commit_and_run_jobs(db)
-    assert await sso.provider_for_email(db, "someone@client-a.example") is None
+    assert await signin.provider_for_email(db, "someone@client-a.example") is None
 
 
 async def test_enforced_sso_blocks_password_logins(db, world, settings, provider, client_a):

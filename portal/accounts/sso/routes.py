@@ -11,8 +11,9 @@ from starlette.routing import BaseRoute, Route
 
 from portal.accounts.login_flow import complete_login
 from portal.accounts.roles import Permission
-from portal.accounts.sso import service
-from portal.accounts.sso.service import ProviderInput, SSOFailed
+from portal.accounts.sso import service, signin
+from portal.accounts.sso.service import ProviderInput
+from portal.accounts.sso.signin import SSOFailed
 from portal.actors import Actor
 from portal.errors import InvalidInput
 from portal.web import (
@@ -143,9 +144,9 @@ async def set_enforcement(request: Request) -> Response:
 async def start(request: Request) -> Response:
     """Send the browser to the organisation's identity provider."""
     session = db(request)
-    provider = await service.provider_for_login(session, request.path_params["provider_id"])
+    provider = await signin.provider_for_login(session, request.path_params["provider_id"])
     try:
-        return await service.authorization_redirect(
+        return await signin.authorization_redirect(
             request, provider, settings=settings_of(request), next_url=request.query_params.get("next"),
             login_hint=request.query_params.get("login_hint"),
         )
@@ -156,8 +157,8 @@ async def start(request: Request) -> Response:
 async def callback(request: Request) -> Response:
     """Where the identity provider sends the browser back; every check runs before a session is made."""
     try:
-        result = await service.complete_sign_in(request, db(request), provider_id=request.path_params["provider_id"],
-                                                settings=settings_of(request), ip=client_ip(request))
+        result = await signin.complete_sign_in(request, db(request), provider_id=request.path_params["provider_id"],
+                                               settings=settings_of(request), ip=client_ip(request))
     except SSOFailed as exc:
         keep_changes_on_error(request)  # the refusal's audit event; a refused sign-in writes nothing else
         return render(request, "sso/error.html", {"message": exc.message}, status=400)
