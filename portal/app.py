@@ -26,6 +26,9 @@ from portal.api.routes import routes as api_routes
 from portal.audit.routes import routes as audit_routes
 from portal.db import make_engine, make_sessionmaker
 from portal.notifications.mail import Mailer
+from portal.notifications.public_routes import routes as public_notice_routes
+from portal.notifications.routes import routes as notice_routes
+from portal.notifications.webhook_routes import routes as webhook_routes
 from portal.security import SecurityHeadersMiddleware
 from portal.settings import Settings
 from portal.web import CSRFCookieMiddleware, DBSessionMiddleware, db
@@ -48,6 +51,9 @@ def all_routes() -> list[BaseRoute]:
         *sso_routes,
         *token_routes,
         *audit_routes,
+        *notice_routes,
+        *webhook_routes,
+        *public_notice_routes,
     ]
 
 

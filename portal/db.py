@@ -166,6 +166,7 @@ MODEL_MODULES = (
     "portal.accounts.sso.models",
     "portal.accounts.tokens.models",
     "portal.audit.models",
+    "portal.notifications.models",
 )
 
 

@@ -43,6 +43,10 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("PORTAL_SESSION_HOURS", "12", "Absolute lifetime of a login session, in hours."),
     SettingSpec("PORTAL_SESSION_IDLE_MINUTES", "120", "A session unused for this long ends."),
     SettingSpec("PORTAL_INVITATION_DAYS", "7", "How long an invitation link stays valid."),
+    SettingSpec("PORTAL_WEBHOOK_ALLOW_PRIVATE", "false", "Allow webhook endpoints on private, loopback and "
+                "link-local addresses (for tests and closed networks; refused by default against SSRF)."),
+    SettingSpec("PORTAL_INPROCESS_WORKER", "auto", "Run the delivery worker inside `portal serve`: `auto` does "
+                "so on the embedded SQLite database, `on`/`off` decide explicitly (run `portal worker` otherwise)."),
     SettingSpec("PORTAL_LOGIN_MAX_FAILURES", "5", "Failed logins per account (or per address) in 15 minutes before "
                 "further attempts are refused."),
 )
@@ -70,6 +74,8 @@ class Settings:
     session_idle_minutes: int = 120
     invitation_days: int = 7
     login_max_failures: int = 5
+    webhook_allow_private: bool = False
+    inprocess_worker: str = "auto"
 
     @property
     def is_sqlite(self) -> bool:
@@ -78,6 +84,10 @@ class Settings:
     @property
     def https(self) -> bool:
         return self.base_url.startswith("https://")
+
+    @property
+    def runs_inprocess_worker(self) -> bool:
+        return self.inprocess_worker == "on" or (self.inprocess_worker == "auto" and self.is_sqlite)
 
     @property
     def mail_dir(self) -> Path:
@@ -108,6 +118,8 @@ class Settings:
             session_idle_minutes=_int(env, "PORTAL_SESSION_IDLE_MINUTES", 120),
             invitation_days=_int(env, "PORTAL_INVITATION_DAYS", 7),
             login_max_failures=_int(env, "PORTAL_LOGIN_MAX_FAILURES", 5),
+            webhook_allow_private=env.get("PORTAL_WEBHOOK_ALLOW_PRIVATE", "false").strip().lower() in _TRUE,
+            inprocess_worker=_choice(env, "PORTAL_INPROCESS_WORKER", ("auto", "on", "off")),
         )
 
 
@@ -121,6 +133,13 @@ def _int(env: dict[str, str], name: str, default: int) -> int:
         raise SettingsError(f"{name} must be a whole number, not {raw!r}") from None
     if value <= 0:
         raise SettingsError(f"{name} must be positive")
+    return value
+
+
+def _choice(env: dict[str, str], name: str, allowed: tuple[str, ...]) -> str:
+    value = env.get(name, allowed[0]).strip().lower() or allowed[0]
+    if value not in allowed:
+        raise SettingsError(f"{name} must be one of {', '.join(allowed)}, not {value!r}")
     return value
 
 

@@ -29,16 +29,26 @@ class TenantScoped:
         return mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"), index=True)
 
 
+class PossiblyTenantScoped:
+    """Mixin for rows that belong to one organisation or, when ``org_id`` is null, to no tenant (public rows,
+    e.g. notices to public subscribers). Scoping them to an organisation never returns the public rows."""
+
+    @declared_attr
+    def org_id(cls) -> Mapped[uuid.UUID | None]:  # noqa: N805 - declared_attr receives the class
+        return mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"), index=True, nullable=True)
+
+
+Scopable = type[TenantScoped] | type[PossiblyTenantScoped]
 T = TypeVar("T", bound=TenantScoped)
-S = TypeVar("S", bound=Select[Any])
+S = TypeVar("S", bound=Select[*tuple[Any, ...]])
 
 
-def scoped(statement: S, model: type[TenantScoped], org: Organisation) -> S:
+def scoped(statement: S, model: Scopable, org: Organisation) -> S:
     """Restrict ``statement`` to rows of ``model`` that belong to ``org``."""
     return statement.where(model.org_id == org.id)
 
 
-def scoped_to_ids(statement: S, model: type[TenantScoped], org_ids: list[uuid.UUID]) -> S:
+def scoped_to_ids(statement: S, model: Scopable, org_ids: list[uuid.UUID]) -> S:
     """Restrict ``statement`` to rows of ``model`` owned by any of ``org_ids``."""
     return statement.where(model.org_id.in_(org_ids))
 

@@ -52,9 +52,14 @@ def _operation(endpoint: Endpoint) -> dict[str, Any]:
         "operationId": endpoint.operation_id,
         "summary": endpoint.summary,
         "tags": [endpoint.tag],
-        "responses": {"200": {"description": "OK",
-                              "content": {"application/json": {"schema": endpoint.response}}}},
+        "responses": {str(endpoint.status): (
+            {"description": "Done"} if endpoint.status == 204 else
+            {"description": "OK", "content": {"application/json": {"schema": endpoint.response}}})},
     }
+    if endpoint.request is not None:
+        operation["requestBody"] = {"required": True,
+                                    "content": {"application/json": {"schema": endpoint.request}}}
+        operation["responses"]["400"] = _error_response("The body is not valid; `fields` says where.")
     if endpoint.description:
         operation["description"] = endpoint.description
     if endpoint.path_params:

@@ -24,7 +24,7 @@ from starlette.routing import Route
 from portal.accounts.tokens.models import SCOPES, ApiToken
 from portal.accounts.tokens.service import authenticate
 from portal.actors import Actor
-from portal.errors import PortalError, json_error
+from portal.errors import InvalidInput, PortalError, json_error
 from portal.web import client_ip, db
 
 PREFIX = "/api/v1"
@@ -73,9 +73,11 @@ class Endpoint:
     description: str
     scope: str | None  # None: any live token (or no token at all when public)
     public: bool
-    response: dict[str, Any]  # JSON Schema of the 200 body
+    response: dict[str, Any]  # JSON Schema of the success body
     handler: Callable[..., Awaitable[Any]]
     tag: str
+    request: dict[str, Any] | None = None  # JSON Schema of the request body (POST, PUT)
+    status: int = 200
 
     @property
     def full_path(self) -> str:
@@ -103,11 +105,20 @@ class ApiRegistry:
     def get(self, path: str, *, summary: str, response: dict[str, Any], scope: str | None = None,
             description: str = "", tag: str = "API") -> Callable[[Handler], Handler]:
         """Register a token-authenticated GET endpoint."""
+        return self.operation("GET", path, summary=summary, response=response, scope=scope,
+                              description=description, tag=tag)
+
+    def operation(self, method: str, path: str, *, summary: str, response: dict[str, Any],
+                  scope: str | None = None, request: dict[str, Any] | None = None, status: int = 200,
+                  description: str = "", tag: str = "API") -> Callable[[Handler], Handler]:
+        """Register a token-authenticated endpoint; ``request`` documents the JSON body the handler reads
+        (with ``json_body``), ``status`` the success status (201 for creations, 204 without body)."""
         if scope is not None and scope not in SCOPES:
             raise ValueError(f"unknown scope {scope!r}")
 
         def register(handler: Handler) -> Handler:
-            self._add(Endpoint("GET", path, summary, description, scope, False, response, handler, tag))
+            self._add(Endpoint(method, path, summary, description, scope, False, response, handler, tag,
+                               request, status))
             return handler
 
         return register
@@ -132,6 +143,17 @@ class ApiRegistry:
                 for e in self.endpoints]
 
 
+async def json_body(request: Request) -> dict[str, Any]:
+    """The request's JSON object, or a 400 ``invalid_input`` error saying what is wrong with it."""
+    try:
+        body = await request.json()
+    except ValueError:
+        raise InvalidInput("The request body must be JSON.") from None
+    if not isinstance(body, dict):
+        raise InvalidInput("The request body must be a JSON object.")
+    return body
+
+
 def ref(name: str) -> dict[str, Any]:
     return {"$ref": f"#/components/schemas/{name}"}
 
@@ -148,7 +170,9 @@ def _endpoint_app(endpoint: Endpoint) -> Callable[[Request], Awaitable[Response]
             response = json_error(exc.status, exc.code, exc.message)
             response.headers["WWW-Authenticate"] = exc.challenge
             return response
-        return JSONResponse(body, headers={"Cache-Control": "no-store"})
+        if endpoint.status == 204:
+            return Response(status_code=204, headers={"Cache-Control": "no-store"})
+        return JSONResponse(body, status_code=endpoint.status, headers={"Cache-Control": "no-store"})
 
     run.__name__ = endpoint.operation_id
     return run

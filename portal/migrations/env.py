@@ -3,20 +3,29 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any, Literal
 
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from portal.db import load_models, make_engine
+from portal.db import StrEnumColumn, load_models, make_engine
 
 config = context.config
 target_metadata = load_models()
+
+
+def _render_item(kind: str, item: Any, autogen_context: Any) -> str | Literal[False]:
+    # An enum column is a plain VARCHAR in the schema; the enum class is the model's business.
+    if kind == "type" and isinstance(item, StrEnumColumn):
+        return f"sa.String(length={item.impl.length})"
+    return False
 
 
 def _run(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
+        render_item=_render_item,
         render_as_batch=connection.dialect.name == "sqlite",  # SQLite alters tables by copying them
         compare_type=True,
     )

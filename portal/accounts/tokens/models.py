@@ -20,6 +20,9 @@ from portal.tenancy import TenantScoped
 SCOPES: dict[str, str] = {
     "org:read": "Read the organisation and its members (for vendor tokens: every client organisation).",
     "audit:read": "Read the organisation's audit events.",
+    "notices:read": "Read the organisation's notices and their delivery evidence.",
+    "notices:write": "Acknowledge notices and manage the organisation's notice subscriptions.",
+    "webhooks:write": "Manage the organisation's webhook endpoints.",
 }
 
 
