@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -57,16 +58,28 @@ def all_routes() -> list[BaseRoute]:
     ]
 
 
-def create_app(settings: Settings, *, mailer: Mailer | None = None, engine: AsyncEngine | None = None) -> Starlette:
-    """The portal. Tests pass their own ``engine`` and ``mailer``; otherwise both come from ``settings``."""
+def create_app(settings: Settings, *, mailer: Mailer | None = None, engine: AsyncEngine | None = None,
+               run_worker: bool = False) -> Starlette:
+    """The portal. Tests pass their own ``engine`` and ``mailer``; otherwise both come from ``settings``.
+    ``run_worker`` (what ``portal serve`` passes on the embedded database) delivers notices in-process."""
     owns_engine = engine is None
     engine = engine or make_engine(settings.database_url)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        stop = asyncio.Event()
+        worker = None
+        if run_worker:
+            from portal.notifications.worker import DeliveryWorker
+
+            worker = asyncio.create_task(DeliveryWorker(app.state.sessionmaker, settings).run(stop),
+                                         name="in-process delivery worker")
         try:
             yield
         finally:
+            if worker is not None:
+                stop.set()  # it finishes the sends in flight and gives back the rest
+                await worker
             if owns_engine:
                 await engine.dispose()
 

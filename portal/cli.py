@@ -58,8 +58,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
     host = args.host or settings.host
     port = args.port or settings.port
     print(f"DPA portal on http://{host}:{port} (data in {settings.data_dir})", flush=True)
-    uvicorn.run(create_app(settings), host=host, port=port, proxy_headers=True, log_level="info",
-                server_header=False)
+    app = create_app(settings, run_worker=settings.runs_inprocess_worker)
+    uvicorn.run(app, host=host, port=port, proxy_headers=True, log_level="info", server_header=False)
 
 
 def _require_current_schema(settings: Settings) -> None:
@@ -157,6 +157,33 @@ def cmd_audit_verify(args: argparse.Namespace, settings: Settings) -> None:
     print(f"Audit trail intact: {report.checked} events verified.")
 
 
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> None:
+    import datetime as dt
+    import logging
+
+    from portal.notifications.worker import WorkerOptions, run_worker_process
+
+    _require_current_schema(settings)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    options = WorkerOptions(batch=args.batch, concurrency=args.concurrency,
+                            lease=dt.timedelta(seconds=args.lease_seconds))
+    stats = run_worker_process(settings, options, once=args.once)
+    print(f"Sent {stats.sent}, failed {stats.failed} (of which dead {stats.dead}), cancelled {stats.cancelled}.")
+
+
+def _positive(kind: type[int] | type[float]) -> Callable[[str], Any]:
+    def parse(raw: str) -> int | float:
+        try:
+            value = kind(raw)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{raw!r} is not a number") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError("must be positive")
+        return value
+
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="portal", description="DPA portal")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -179,6 +206,17 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--org", help="vendor organisation name (default PORTAL_VENDOR_NAME)")
     create.add_argument("--password", help="password (default PORTAL_ADMIN_PASSWORD, else asked)")
     create.set_defaults(run=cmd_admin_create)
+
+    worker = commands.add_parser("worker", help="deliver queued notices (email, webhooks) until stopped")
+    worker.add_argument("--once", action="store_true", help="deliver what is due now, then exit")
+    worker.add_argument("--lease-seconds", type=_positive(float), default=60.0, metavar="S",
+                        help="how long the deliveries of a worker that stopped answering stay reserved to it "
+                             "(default 60)")
+    worker.add_argument("--batch", type=_positive(int), default=128, metavar="N",
+                        help="deliveries reserved at once, at most (default 128)")
+    worker.add_argument("--concurrency", type=_positive(int), default=16, metavar="N",
+                        help="messages sent at once, at most (default 16)")
+    worker.set_defaults(run=cmd_worker)
 
     commands.add_parser("demo", help="load demo data and print the logins").set_defaults(run=cmd_demo)
 

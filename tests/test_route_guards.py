@@ -25,6 +25,9 @@ from portal.accounts.tokens.service import create_token
 from portal.actors import Actor
 from portal.app import all_routes
 from portal.audit.models import AuditEvent
+from portal.notifications import catalog
+from portal.notifications.models import WebhookEndpoint
+from portal.notifications.service import notify
 from portal.security import hash_token
 from tests.conftest import World, post_form
 
@@ -32,9 +35,14 @@ from tests.conftest import World, post_form
 PUBLIC_PATHS = {
     "/healthz", "/login", "/login/totp", "/password/forgot", "/password/reset/{token}", "/invitations/{token}",
     "/api/v1/openapi.json", "/sso/start/{provider_id}", "/sso/callback/{provider_id}",
+    "/subscribe", "/subscribe/confirm/{token}", "/unsubscribe/{token}", "/ack/{token}",
 }
 # Paths whose parameter is a secret link rather than an object id; the secret is the access check.
-SECRET_LINK_PATHS = {"/password/reset/{token}", "/invitations/{token}"}
+SECRET_LINK_PATHS = {"/password/reset/{token}", "/invitations/{token}", "/subscribe/confirm/{token}",
+                     "/unsubscribe/{token}", "/ack/{token}"}
+# One-click unsubscribe (RFC 8058): mail clients POST it without cookies or a form token; the signed link in the
+# URL is the authority, so it is a state-changing POST without CSRF by design.
+ONE_CLICK_PATHS = {"/unsubscribe/{token}"}
 # Routes outside the cookie session (JSON API with Bearer tokens, the SSO handshake): no CSRF form.
 NO_CSRF_PREFIXES = ("/api/", "/sso/callback/", "/sso/start/")
 
@@ -75,10 +83,21 @@ async def make_victim(world: World, db: Any) -> Victim:
                                 client_id="victim-client", client_secret_encrypted="unused", metadata_json={},
                                 domains=[SSODomain(domain="victim.example")])
     db.add(provider)
+    endpoint = WebhookEndpoint(id=uuid.uuid4(), org_id=org.id, url="https://hooks.victim.example/dpa",
+                               topics=["breaches"], secret_encrypted="unused")
+    db.add(endpoint)
+    await world.commit()
+    [notice] = await notify(db, actor=Actor.system("test"), orgs=[org], content=catalog.dpa_version(
+        version="2", document_sha256="0" * 64, summary="Victim terms", link="https://portal.example/dpa"))
     await world.commit()
     extra: dict[str, Any] = {"session_id": hash_token(login_token), "token_id": token.id,
-                             "sso_provider_id": provider.id}
+                             "sso_provider_id": provider.id, "webhook_endpoint_id": endpoint.id,
+                             "notice_id": notice.id}
     return Victim(org, admin, colleague, invitation, extra)
+
+
+def _endpoint_url(action: str) -> Callable[[Victim], str]:
+    return lambda v: f"/orgs/{v.org.id}/webhooks/{v.extra['webhook_endpoint_id']}{action}"
 
 
 # How to reach each object-naming route for the victim's objects. Later capabilities add theirs here.
@@ -100,6 +119,15 @@ OBJECT_ROUTES: dict[str, Callable[[Victim], str]] = {
         lambda v: f"/orgs/{v.org.id}/sso/providers/{v.extra['sso_provider_id']}",
     "/orgs/{org_id}/sso/providers/{provider_id}/delete":
         lambda v: f"/orgs/{v.org.id}/sso/providers/{v.extra['sso_provider_id']}/delete",
+    "/orgs/{org_id}/webhooks": lambda v: f"/orgs/{v.org.id}/webhooks",
+    "/orgs/{org_id}/notices/settings": lambda v: f"/orgs/{v.org.id}/notices/settings",
+    "/orgs/{org_id}/notices/subscriptions": lambda v: f"/orgs/{v.org.id}/notices/subscriptions",
+    "/orgs/{org_id}/notices": lambda v: f"/orgs/{v.org.id}/notices",
+    "/orgs/{org_id}/notices/{notice_id}": lambda v: f"/orgs/{v.org.id}/notices/{v.extra['notice_id']}",
+    "/notices/{notice_id}": lambda v: f"/notices/{v.extra['notice_id']}",
+    "/outgoing-mail/{name}": lambda v: "/outgoing-mail/victim.eml",
+    **{f"/orgs/{{org_id}}/webhooks/{{endpoint_id}}{action}": _endpoint_url(action)
+       for action in ("", "/rotate", "/enable", "/disable", "/delete", "/test")},
 }
 
 
@@ -137,7 +165,8 @@ async def test_another_organisations_objects_answer_404(method, path, world, log
 
 
 @pytest.mark.parametrize(("method", "path"), [r for r in page_routes()
-                                              if r[0] == "POST" and not r[1].startswith(NO_CSRF_PREFIXES)])
+                                              if r[0] == "POST" and not r[1].startswith(NO_CSRF_PREFIXES)
+                                              and r[1] not in ONE_CLICK_PATHS])
 async def test_state_changing_forms_refuse_requests_without_the_csrf_token(method, path, world, login_as, db):
     victim = await make_victim(world, db)
     owner = await login_as(await world.person(await world.vendor(), Role.OWNER))

@@ -18,6 +18,7 @@ from portal.accounts.models import Organisation
 from portal.accounts.roles import Permission, Role, roles_for_kind
 from portal.actors import Actor
 from portal.errors import InvalidInput, NotFound, PortalError
+from portal.notifications import evidence
 from portal.web import actor_of, db, field, read_form, redirect, render, require_member
 
 
@@ -28,9 +29,10 @@ def _roles(form: FormData) -> list[str]:
 async def home_page(request: Request) -> Response:
     member = require_member(request)
     actor = Actor.for_member(member)
-    context: dict[str, Any] = {"clients": None, "people": None}
+    context: dict[str, Any] = {"clients": None, "people": None, "delivery_flags": None}
     if member.org.is_vendor and member.can(Permission.VIEW_CLIENTS):
         context["clients"] = await service.client_orgs(db(request), actor=actor)
+        context["delivery_flags"] = await evidence.dashboard_flags(db(request), actor=actor)
     if member.can(Permission.MANAGE_MEMBERS):
         context["people"] = await service.members(db(request), org=member.org)
     return render(request, "accounts/home.html", context)

@@ -55,7 +55,10 @@ def event_hash(prev_hash: str, event: AuditEvent) -> str:
 
 def subject_type_of(subject: object) -> str:
     table = getattr(subject, "__tablename__", None)
-    return str(table).removesuffix("s") if table else type(subject).__name__.lower()
+    if not table:
+        return type(subject).__name__.lower()
+    name = str(table)
+    return name[:-3] + "y" if name.endswith("ies") else name.removesuffix("s")
 
 
 async def record(session: AsyncSession, *, actor: Actor, tag: str, subject: object,

@@ -52,6 +52,7 @@ class NoticeType(enum.StrEnum):
     SUBPROCESSOR_FAILURE = "subprocessor_failure"
     COMPLIANCE_INABILITY = "compliance_inability"
     AUTHORITY_REQUEST = "authority_request"
+    WEBHOOK_TEST = "webhook_test"
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,9 @@ SPECS: dict[NoticeType, NoticeSpec] = {spec.type: spec for spec in [
                _PRIVACY_AND_ADMIN, fields={"description": _TEXT, "measures": _TEXT}),
     NoticeSpec(NoticeType.AUTHORITY_REQUEST, "authority_request.reported", Topic.COMPLIANCE, _PRIVACY_AND_ADMIN,
                fields={"authority": _TEXT, "received_at": _TEXT, "description": _TEXT}),
+    # Sent to one endpoint on request ("send test event", ``service.notify_endpoint``), never by topic or role.
+    NoticeSpec(NoticeType.WEBHOOK_TEST, "webhook.test", Topic.COMPLIANCE, frozenset(),
+               fields={"endpoint_id": {"type": "string", "format": "uuid"}, "message": _TEXT}),
 ]}
 
 PAYLOAD_BASE_SCHEMA: dict[str, Any] = {
@@ -229,3 +233,9 @@ def authority_request(*, authority: str, received_at: dt.datetime, description: 
     fields = {"authority": authority, "received_at": received_at.isoformat(), "description": description}
     return NoticeContent(NoticeType.AUTHORITY_REQUEST, f"Request from a public authority: {authority}", link,
                          dict(fields), fields)
+
+
+def webhook_test(*, endpoint_id: str, link: str) -> NoticeContent:
+    fields = {"endpoint_id": endpoint_id,
+              "message": "A test event sent on request from the portal; it needs no action."}
+    return NoticeContent(NoticeType.WEBHOOK_TEST, "Webhook test event", link, dict(fields), fields)

@@ -7,25 +7,31 @@ Invariants:
   subscribed to the topic, and its enabled webhook endpoints for the topic; nobody of another organisation;
 - one person gets one email per notice however many reasons they have (the reasons are recorded together);
 - acknowledgement links are HMACs of the delivery id under the portal's secret key: nothing to store, nothing to
-  guess, and a link acknowledges exactly one delivery.
+  guess, and a link acknowledges exactly one delivery; unsubscribe links are HMACs of the public subscriber's id
+  under the same key with another label, so neither kind of link can stand in for the other.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import make_transient_to_detached
 
 from portal import audit
 from portal.accounts.models import Membership, MembershipRole, Organisation, User
 from portal.actors import Actor
-from portal.audit.service import subject_type_of
-from portal.db import utcnow
+from portal.audit.models import AuditEvent, AuditHead
+from portal.audit.service import HEAD_ID, canonical_json, event_hash, subject_type_of
+from portal.db import Base, utcnow
 from portal.notifications.catalog import PAYLOAD_BASE_SCHEMA, NoticeContent, NoticeSpec, spec_for
 from portal.notifications.models import (
     Channel,
@@ -36,7 +42,7 @@ from portal.notifications.models import (
     Subscription,
     WebhookEndpoint,
 )
-from portal.tenancy import scoped
+from portal.tenancy import scoped_to_ids
 
 
 @dataclass(frozen=True)
@@ -49,38 +55,59 @@ class Recipient:
     subscriber_id: uuid.UUID | None = None
 
 
+ORG_CHUNK = 1000  # organisations per recipient query in a fan-out
+
+
 async def recipients_in(session: AsyncSession, org: Organisation, spec: NoticeSpec) -> list[Recipient]:
     """Who in ``org`` receives notices of ``spec``: by role, by subscription, and its webhook endpoints."""
-    reasons: dict[uuid.UUID, list[str]] = {}
+    return (await recipients_by_org(session, [org], spec))[org.id]
+
+
+async def recipients_by_org(session: AsyncSession, orgs: Sequence[Organisation],
+                            spec: NoticeSpec) -> dict[uuid.UUID, list[Recipient]]:
+    """``recipients_in`` for many organisations with three queries per thousand of them (a fan-out)."""
+    reasons: dict[tuple[uuid.UUID, uuid.UUID], list[str]] = {}
     emails: dict[uuid.UUID, str] = {}
-    if spec.roles:
-        rows = (await session.execute(scoped(
-            select(User.id, User.email, MembershipRole.role).select_from(Membership)
-            .join(MembershipRole).join(User, User.id == Membership.user_id)
-            .where(MembershipRole.role.in_(sorted(spec.roles)), User.disabled_at.is_(None)),
-            Membership, org,
+    hooks: dict[uuid.UUID, list[Recipient]] = {}
+    ids = [org.id for org in orgs]
+    for start in range(0, len(ids), ORG_CHUNK):
+        chunk = ids[start:start + ORG_CHUNK]
+        if spec.roles:
+            rows = (await session.execute(scoped_to_ids(
+                select(Membership.org_id, User.id, User.email, MembershipRole.role).select_from(Membership)
+                .join(MembershipRole).join(User, User.id == Membership.user_id)
+                .where(MembershipRole.role.in_(sorted(spec.roles)), User.disabled_at.is_(None))
+                .order_by(MembershipRole.role),
+                Membership, chunk,
+            ))).all()
+            for org_id, user_id, email, role in rows:
+                emails[user_id] = email
+                reasons.setdefault((org_id, user_id), []).append(f"role: {role.label.lower()}")
+        subscribed = (await session.execute(scoped_to_ids(
+            select(Subscription.org_id, User.id, User.email).select_from(Subscription)
+            .join(User, User.id == Subscription.user_id)
+            .join(Membership, Membership.user_id == User.id)
+            .where(Subscription.topic == spec.topic.value, User.disabled_at.is_(None),
+                   Membership.org_id == Subscription.org_id),  # tenancy: the subscriber must still be a member
+            Subscription, chunk,
         ))).all()
-        for user_id, email, role in rows:
+        for org_id, user_id, email in subscribed:
             emails[user_id] = email
-            reasons.setdefault(user_id, []).append(f"role: {role.label.lower()}")
-    subscribed = (await session.execute(scoped(
-        select(User.id, User.email).select_from(Subscription).join(User, User.id == Subscription.user_id)
-        .join(Membership, Membership.user_id == User.id)
-        .where(Subscription.topic == spec.topic.value, User.disabled_at.is_(None),
-               Membership.org_id == Subscription.org_id),  # tenancy: the subscriber must still be a member
-        Subscription, org,
-    ))).all()
-    for user_id, email in subscribed:
-        emails[user_id] = email
-        reasons.setdefault(user_id, []).append(f"subscribed to {spec.topic.value}")
-    people = [Recipient(Channel.EMAIL, "; ".join(reasons[uid]), email=emails[uid], user_id=uid)
-              for uid in sorted(reasons, key=lambda uid: emails[uid])]
-    endpoints = (await session.execute(scoped(
-        select(WebhookEndpoint).where(WebhookEndpoint.enabled.is_(True)), WebhookEndpoint, org
-    ))).scalars().all()
-    hooks = [Recipient(Channel.WEBHOOK, f"webhook for {spec.topic.value}", endpoint_id=e.id)
-             for e in endpoints if spec.topic.value in e.topics]
-    return people + hooks
+            reasons.setdefault((org_id, user_id), []).append(f"subscribed to {spec.topic.value}")
+        endpoints = (await session.execute(scoped_to_ids(
+            select(WebhookEndpoint.org_id, WebhookEndpoint.id, WebhookEndpoint.topics)
+            .where(WebhookEndpoint.enabled.is_(True)).order_by(WebhookEndpoint.created_at, WebhookEndpoint.id),
+            WebhookEndpoint, chunk,
+        ))).all()
+        for org_id, endpoint_id, topics in endpoints:
+            if spec.topic.value in topics:
+                hooks.setdefault(org_id, []).append(
+                    Recipient(Channel.WEBHOOK, f"webhook for {spec.topic.value}", endpoint_id=endpoint_id))
+    people: dict[uuid.UUID, list[Recipient]] = {}
+    for (org_id, user_id), why in sorted(reasons.items(), key=lambda item: emails[item[0][1]]):
+        people.setdefault(org_id, []).append(
+            Recipient(Channel.EMAIL, "; ".join(why), email=emails[user_id], user_id=user_id))
+    return {org_id: people.get(org_id, []) + hooks.get(org_id, []) for org_id in ids}
 
 
 async def public_recipients(session: AsyncSession, spec: NoticeSpec) -> list[Recipient]:
@@ -94,9 +121,9 @@ async def public_recipients(session: AsyncSession, spec: NoticeSpec) -> list[Rec
             for s in subscribers if spec.topic.value in s.topics]
 
 
-def _payload(notice: Notice, content: NoticeContent) -> dict[str, object]:
-    base = {"notice_id": str(notice.id), "notice_type": content.type.value,
-            "organisation_id": str(notice.org_id) if notice.org_id else None, "title": content.title,
+def _payload(notice_id: uuid.UUID, org_id: uuid.UUID | None, content: NoticeContent) -> dict[str, object]:
+    base = {"notice_id": str(notice_id), "notice_type": content.type.value,
+            "organisation_id": str(org_id) if org_id else None, "title": content.title,
             "link": content.link, "acknowledge_url": None}
     assert set(base) == set(PAYLOAD_BASE_SCHEMA)
     return {**base, **content.fields}
@@ -104,28 +131,81 @@ def _payload(notice: Notice, content: NoticeContent) -> dict[str, object]:
 
 async def _write_notice(session: AsyncSession, *, actor: Actor, content: NoticeContent, org: Organisation | None,
                         recipients: list[Recipient], subject: object | None) -> Notice:
-    spec = spec_for(content.type)
-    notice = Notice(id=uuid.uuid4(), org_id=org.id if org else None, type=content.type.value,
-                    topic=spec.topic.value, title=content.title, context={**content.context, "title": content.title,
-                                                                          "link": content.link},
-                    payload={}, created_by=actor.label,
-                    subject_type=subject_type_of(subject) if subject is not None else "",
-                    subject_id=str(getattr(subject, "id", "")) if subject is not None else "")
-    notice.payload = _payload(notice, content)
-    session.add(notice)
-    now = utcnow()
-    session.add_all([
-        Delivery(id=uuid.uuid4(), notice_id=notice.id, org_id=notice.org_id, channel=r.channel, email=r.email,
-                 user_id=r.user_id, endpoint_id=r.endpoint_id, subscriber_id=r.subscriber_id, reason=r.reason,
-                 available_at=now)
-        for r in recipients
-    ])
-    await session.flush()
-    await audit.record(session, actor=actor, tag="notice:created", subject=notice, org_id=notice.org_id,
-                       data={"type": notice.type, "title": notice.title, "recipients": len(recipients),
-                             "emails": sum(r.channel is Channel.EMAIL for r in recipients),
-                             "webhooks": sum(r.channel is Channel.WEBHOOK for r in recipients)})
+    [notice] = await _write_notices(session, actor=actor, content=content, targets=[(org, recipients)],
+                                    subject=subject)
     return notice
+
+
+async def _write_notices(session: AsyncSession, *, actor: Actor, content: NoticeContent,
+                         targets: Sequence[tuple[Organisation | None, list[Recipient]]],
+                         subject: object | None) -> list[Notice]:
+    """One notice per target with a delivery per recipient, and its audit event; rows are written in bulk, so a
+    notice to ten thousand organisations costs a few statements per thousand of them."""
+    spec = spec_for(content.type)
+    context = {**content.context, "title": content.title, "link": content.link}
+    now = utcnow()
+    rows: list[dict[str, Any]] = []
+    deliveries: list[dict[str, Any]] = []
+    for org, recipients in targets:
+        row: dict[str, Any] = {
+            "id": uuid.uuid4(), "org_id": org.id if org else None, "type": content.type.value,
+            "topic": spec.topic.value, "title": content.title, "context": context, "created_by": actor.label,
+            "subject_type": subject_type_of(subject) if subject is not None else "",
+            "subject_id": str(getattr(subject, "id", "")) if subject is not None else "", "created_at": now}
+        row["payload"] = _payload(row["id"], row["org_id"], content)
+        rows.append(row)
+        deliveries.extend(
+            {"id": uuid.uuid4(), "notice_id": row["id"], "org_id": row["org_id"], "channel": r.channel,
+             "email": r.email, "user_id": r.user_id, "endpoint_id": r.endpoint_id, "subscriber_id": r.subscriber_id,
+             "reason": r.reason, "available_at": now, "created_at": now}
+            for r in recipients)
+    await session.execute(insert(_table(Notice)), rows)
+    for start in range(0, len(deliveries), 5000):
+        await session.execute(insert(_table(Delivery)), deliveries[start:start + 5000])
+    notices = []
+    for row in rows:  # the rows just written, as (detached) objects, without loading them back
+        notice = Notice(**row)
+        make_transient_to_detached(notice)
+        notices.append(notice)
+    await _audit_each(session, actor=actor, tag="notice:created", events=[
+        (notice, notice.org_id, {"type": notice.type, "title": notice.title, "recipients": len(recipients),
+                                 "emails": sum(r.channel is Channel.EMAIL for r in recipients),
+                                 "webhooks": sum(r.channel is Channel.WEBHOOK for r in recipients)})
+        for notice, (_org, recipients) in zip(notices, targets, strict=True)])
+    return notices
+
+
+def _table(model: type[Base]) -> Table:
+    """The model's table: Core inserts skip the ORM's per-row work, which dominates a fan-out's cost."""
+    return cast(Table, model.__table__)
+
+
+async def _audit_each(session: AsyncSession, *, actor: Actor, tag: str,
+                      events: Sequence[tuple[Notice, uuid.UUID | None, dict[str, object]]]) -> None:
+    """``audit.record`` for each of ``events`` in four statements instead of three each: the same events and the
+    same chain (the head row is locked by the first statement, as ``record`` does), built in one pass."""
+    if len(events) == 1:
+        subject, org_id, data = events[0]
+        await audit.record(session, actor=actor, tag=tag, subject=subject, org_id=org_id, data=data)
+        return
+    head = (await session.execute(
+        update(AuditHead).where(AuditHead.id == HEAD_ID)
+        .values(last_seq=AuditHead.last_seq + len(events)).returning(AuditHead.last_seq, AuditHead.last_hash)
+    )).one()
+    seq, previous = head.last_seq - len(events), head.last_hash
+    rows = []
+    for subject, org_id, data in events:
+        seq += 1
+        event = SimpleNamespace(seq=seq, id=uuid.uuid4(), occurred_at=utcnow(), org_id=org_id,
+                                actor_id=actor.user_id, actor=actor.label, tag=tag,
+                                subject_type=subject_type_of(subject), subject_id=str(subject.id),
+                                data=json.loads(canonical_json(data)), ip=actor.ip, prev_hash=previous)
+        # The fields event_hash reads, without the cost of an ORM object per event.
+        event.hash = previous = event_hash(previous, cast(AuditEvent, event))
+        rows.append(vars(event))
+    for start in range(0, len(rows), 5000):
+        await session.execute(insert(_table(AuditEvent)), rows[start:start + 5000])
+    await session.execute(update(AuditHead).where(AuditHead.id == HEAD_ID).values(last_hash=previous))
 
 
 async def notify(session: AsyncSession, *, actor: Actor, content: NoticeContent, orgs: Sequence[Organisation],
@@ -133,16 +213,13 @@ async def notify(session: AsyncSession, *, actor: Actor, content: NoticeContent,
     """Queue ``content`` for every recipient in each of ``orgs`` (and public subscribers when asked and allowed),
     one notice per organisation, in the caller's transaction."""
     spec = spec_for(content.type)
-    notices = []
-    for org in orgs:
-        recipients = await recipients_in(session, org, spec)
-        notices.append(await _write_notice(session, actor=actor, content=content, org=org, recipients=recipients,
-                                           subject=subject))
+    recipients = await recipients_by_org(session, orgs, spec)
+    targets: list[tuple[Organisation | None, list[Recipient]]] = [(org, recipients[org.id]) for org in orgs]
     if include_public and spec.public:
-        recipients = await public_recipients(session, spec)
-        notices.append(await _write_notice(session, actor=actor, content=content, org=None, recipients=recipients,
-                                           subject=subject))
-    return notices
+        targets.append((None, await public_recipients(session, spec)))
+    if not targets:
+        return []
+    return await _write_notices(session, actor=actor, content=content, targets=targets, subject=subject)
 
 
 async def notify_subscriber(session: AsyncSession, *, actor: Actor, content: NoticeContent,
@@ -151,6 +228,16 @@ async def notify_subscriber(session: AsyncSession, *, actor: Actor, content: Not
     recipient = Recipient(Channel.EMAIL, "asked to subscribe", email=subscriber.email, subscriber_id=subscriber.id)
     return await _write_notice(session, actor=actor, content=content, org=None, recipients=[recipient],
                                subject=subscriber)
+
+
+async def notify_endpoint(session: AsyncSession, *, actor: Actor, content: NoticeContent, org: Organisation,
+                          endpoint: WebhookEndpoint) -> Notice:
+    """Queue a notice to one webhook endpoint of ``org`` alone, whatever its topics (a test event)."""
+    if endpoint.org_id != org.id:  # tenancy: a guard against mixing objects, not a query filter
+        raise ValueError("the endpoint belongs to another organisation")
+    recipient = Recipient(Channel.WEBHOOK, "test event requested", endpoint_id=endpoint.id)
+    return await _write_notice(session, actor=actor, content=content, org=org, recipients=[recipient],
+                               subject=endpoint)
 
 
 # ---------------------------------------------------------------- acknowledgement links
@@ -168,3 +255,20 @@ def delivery_id_from_ack_token(secret_key: str, token: str) -> uuid.UUID | None:
     except ValueError:
         return None
     return delivery_id if hmac.compare_digest(ack_token(secret_key, delivery_id), token) else None
+
+
+# ---------------------------------------------------------------- unsubscribe links (RFC 8058 one-click)
+
+def unsubscribe_token(secret_key: str, subscriber_id: uuid.UUID) -> str:
+    mac = hmac.new(secret_key.encode(), b"unsubscribe:" + subscriber_id.bytes, hashlib.sha256).hexdigest()[:32]
+    return f"{subscriber_id.hex}.{mac}"
+
+
+def subscriber_id_from_unsubscribe_token(secret_key: str, token: str) -> uuid.UUID | None:
+    """The public subscriber an unsubscribe link names, or None when the link was not made by this portal."""
+    raw_id, _, _mac = token.partition(".")
+    try:
+        subscriber_id = uuid.UUID(hex=raw_id)
+    except ValueError:
+        return None
+    return subscriber_id if hmac.compare_digest(unsubscribe_token(secret_key, subscriber_id), token) else None

@@ -1,25 +1,50 @@
-"""API fixtures: tokens issued through the real service, and a client without cookies."""
+"""API fixtures: tokens issued through the real service, a client without cookies, each tenant's own objects
+(a webhook endpoint, a notice and its deliveries), and example request bodies built from the request schemas."""
 
 from __future__ import annotations
 
+import base64
+import datetime as dt
+import secrets
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from jsonschema import Draft202012Validator, FormatChecker
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from portal.accounts.models import Organisation
+from portal.accounts.roles import Role
 from portal.accounts.tokens.models import SCOPES, ApiToken
 from portal.accounts.tokens.service import create_token
 from portal.actors import Actor
+from portal.api.registry import Endpoint
+from portal.notifications import catalog
+from portal.notifications.models import Channel, Delivery, Notice, WebhookEndpoint
+from portal.notifications.service import notify
+from portal.security import encrypt_field
+from portal.settings import Settings
+from tests.conftest import SMTPSink, make_settings
 
 IssueToken = Callable[..., Awaitable[tuple[ApiToken, str]]]
 
 
 @pytest.fixture
+def settings(database_url: str, tmp_path: Path, smtp_sink: SMTPSink) -> Settings:
+    """The usual settings, except that webhook URLs are not resolved: example bodies name hosts that do not
+    exist, and tests must not depend on DNS."""
+    return make_settings(database_url, tmp_path, smtp_url=smtp_sink.url, webhook_allow_private=True)
+
+
+@pytest.fixture
 def issue_token(world: Any) -> IssueToken:
-    """``await issue_token(org, "org:read", days=None, name=None)`` gives (stored token, plaintext)."""
+    """``await issue_token(org, "org:read", days=None, name=None)`` gives (stored token, plaintext); no scope
+    named means every scope."""
     count = 0
 
     async def issue(org: Organisation, *scopes: str, days: int | None = None,
@@ -54,3 +79,116 @@ def check_schema(document: dict[str, Any], schema: dict[str, Any], instance: Any
 
 
 ERROR_REF = {"$ref": "#/components/schemas/Error"}
+
+
+# ---------------------------------------------------------------- each tenant's own objects
+
+PATH_PARAMETERS = frozenset({"org_id", "endpoint_id", "delivery_id"})
+"""Every path parameter the API tests know how to fill with a tenant's real object (``TenantObjects.values``)."""
+
+
+@dataclass(frozen=True)
+class TenantObjects:
+    """A client organisation with one object for every kind of path parameter, and what identifies them."""
+
+    org: Organisation
+    endpoint: WebhookEndpoint  # a webhook endpoint for `breaches`, with a real encrypted secret
+    notice: Notice  # a breach notice to the organisation
+    delivery: Delivery  # the notice's email to the security contact
+    traces: tuple[str, ...]  # names, emails and ids no other tenant may ever see
+
+    @property
+    def values(self) -> dict[str, str]:
+        values = {"org_id": str(self.org.id), "endpoint_id": str(self.endpoint.id),
+                  "delivery_id": str(self.delivery.id)}
+        assert set(values) == PATH_PARAMETERS
+        return values
+
+
+AddObjects = Callable[..., Awaitable[TenantObjects]]
+
+
+@pytest.fixture
+def add_objects(world: Any) -> AddObjects:
+    """``await add_objects(org, "Globex")`` gives ``org`` a security contact, a webhook endpoint and a breach notice
+    (so deliveries to both), committed."""
+
+    async def add(org: Organisation, label: str) -> TenantObjects:
+        slug = label.lower()
+        contact_email, contact_name = f"security@{slug}.example", f"{label} Security Contact"
+        await world.person(org, Role.SECURITY_CONTACT, email=contact_email, name=contact_name)
+        secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+        endpoint = WebhookEndpoint(id=uuid.uuid4(), org_id=org.id, url=f"https://hooks.{slug}.example/x",
+                                   topics=["breaches"],
+                                   secret_encrypted=encrypt_field(world.settings.secret_key, secret))
+        world.session.add(endpoint)
+        await world.session.flush()
+        incident = f"INC-{label.upper()}-7"
+        content = catalog.breach_notice(
+            incident=incident, aware_at=dt.datetime(2026, 11, 20, 9, 30, tzinfo=dt.UTC),
+            nature=f"{label} misdirected export", categories="Contacts", approximate_numbers="120",
+            likely_consequences="Phishing", measures="Export revoked", contact_point=contact_email,
+            link="http://testserver/breaches/1")
+        [notice] = await notify(world.session, actor=Actor.system("test"), content=content, orgs=[org])
+        await world.commit()
+        deliveries = list((await world.session.execute(
+            select(Delivery).where(Delivery.notice_id == notice.id).order_by(Delivery.channel)
+        )).scalars())
+        await world.commit()
+        assert {(d.channel, d.email, d.endpoint_id) for d in deliveries} == {
+            (Channel.EMAIL, contact_email, None), (Channel.WEBHOOK, None, endpoint.id)}
+        [delivery] = [d for d in deliveries if d.channel is Channel.EMAIL]
+        traces = (org.name, str(org.id), org.slug, contact_email, contact_name, str(endpoint.id), endpoint.url,
+                  secret, str(notice.id), incident, *(str(d.id) for d in deliveries))
+        return TenantObjects(org, endpoint, notice, delivery, traces)
+
+    return add
+
+
+async def tenant_state(engine: AsyncEngine, org: Organisation) -> dict[str, list[Any]]:
+    """Every row of ``org``'s webhook endpoints, notices and deliveries, read on a connection of its own."""
+    async with engine.connect() as connection:
+        return {model.__tablename__: [tuple(row) for row in (await connection.execute(
+            select(model.__table__).where(model.org_id == org.id).order_by(model.id)  # type: ignore[attr-defined]
+        )).all()] for model in (WebhookEndpoint, Notice, Delivery)}
+
+
+# ---------------------------------------------------------------- example bodies
+
+def example_of(schema: dict[str, Any], components: dict[str, dict[str, Any]]) -> Any:
+    """A valid instance of ``schema`` (every declared property filled), as a real client would send it."""
+    if "$ref" in schema:
+        return example_of(components[schema["$ref"].rsplit("/", 1)[1]], components)
+    if "const" in schema:
+        return schema["const"]
+    if "enum" in schema:
+        return schema["enum"][0]
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        kind = next(k for k in kind if k != "null")
+    if kind == "object":
+        return {name: example_of(prop, components) for name, prop in schema.get("properties", {}).items()}
+    if kind == "array":
+        return [example_of(schema.get("items", {}), components)] * max(1, schema.get("minItems", 1))
+    if kind == "string":
+        unique = uuid.uuid4().hex[:12]
+        by_format = {"uri": f"https://hooks.example.net/{unique}", "email": f"{unique}@example.net",
+                     "uuid": str(uuid.uuid4()), "date-time": dt.datetime.now(dt.UTC).isoformat()}
+        text = by_format.get(schema.get("format", ""), f"example {unique}")
+        return text[:schema["maxLength"]] if "maxLength" in schema else text
+    if kind in {"integer", "number"}:
+        return schema.get("minimum", 0)
+    if kind == "boolean":
+        return True
+    raise AssertionError(f"teach example_of to build {schema!r}")
+
+
+def example_body(endpoint: Endpoint, document: dict[str, Any]) -> dict[str, Any] | None:
+    """A valid JSON body for ``endpoint`` built from its documented request schema (None when it takes none)."""
+    if endpoint.request is None:
+        return None
+    schema = document["paths"][endpoint.full_path][endpoint.method.lower()]["requestBody"]["content"][
+        "application/json"]["schema"]
+    body = example_of(schema, document["components"]["schemas"])
+    check_schema(document, schema, body)
+    return body

@@ -1,4 +1,5 @@
-"""The OpenAPI document is true: it lists exactly the mounted /api/v1 routes, and real responses match it."""
+"""The OpenAPI document is true: it lists exactly the mounted /api/v1 routes and the registry's endpoints (every
+method, declared success status and request body), and real responses, successes and errors, match it."""
 
 from __future__ import annotations
 
@@ -9,9 +10,12 @@ from jsonschema import Draft202012Validator
 from starlette.routing import Mount, Route
 
 from portal.accounts.roles import Role
-from tests.api.conftest import ERROR_REF, bearer, check_schema
+from portal.api.registry import Endpoint
+from portal.api.registry import api as registry
+from tests.api.conftest import ERROR_REF, PATH_PARAMETERS, bearer, check_schema, example_body
 
 API = "/api/v1"
+METHODS = {"get", "put", "post", "delete", "patch", "options", "head", "trace"}
 
 
 def mounted_api_operations(routes: list[Any], prefix: str = "") -> set[tuple[str, str]]:
@@ -28,9 +32,24 @@ def mounted_api_operations(routes: list[Any], prefix: str = "") -> set[tuple[str
 
 
 def documented_operations(document: dict[str, Any]) -> set[tuple[str, str]]:
-    methods = {"get", "put", "post", "delete", "patch", "options", "head", "trace"}
     return {(method.upper(), path) for path, item in document["paths"].items() for method in item
-            if method in methods}
+            if method in METHODS}
+
+
+def operations(document: dict[str, Any]) -> list[tuple[Endpoint, dict[str, Any]]]:
+    """Each documented operation with the registry's endpoint it documents."""
+    registered = {(e.method, e.full_path): e for e in registry.endpoints}
+    return [(registered[(method.upper(), path)], operation) for path, item in document["paths"].items()
+            for method, operation in item.items() if method in METHODS]
+
+
+def success_schema(operation: dict[str, Any], endpoint: Endpoint) -> dict[str, Any] | None:
+    """The documented schema of the endpoint's success body (None for 204, which has none)."""
+    response = operation["responses"][str(endpoint.status)]
+    if endpoint.status == 204:
+        assert "content" not in response
+        return None
+    return response["content"]["application/json"]["schema"]
 
 
 async def test_document_lists_exactly_the_mounted_routes(app, machine):
@@ -39,9 +58,12 @@ async def test_document_lists_exactly_the_mounted_routes(app, machine):
     document = response.json()
     mounted = mounted_api_operations(list(app.routes))
     documented = documented_operations(document)
+    registered = {(e.method, e.full_path) for e in registry.endpoints}
     assert mounted, "no /api/v1 routes are mounted"
+    assert {method for method, _path in mounted} > {"GET"}, "only GET routes found: are the others still mounted?"
     assert mounted - documented == set(), "routes missing from the OpenAPI document"
     assert documented - mounted == set(), "documented operations that no route serves"
+    assert registered == documented, "the document and the endpoint registry disagree"
 
 
 async def test_document_is_openapi_31_with_valid_schemas(machine):
@@ -52,22 +74,41 @@ async def test_document_is_openapi_31_with_valid_schemas(machine):
     for schema in document["components"]["schemas"].values():
         Draft202012Validator.check_schema(schema)
     scopes = set(document["x-scopes"])
-    assert {"org:read", "audit:read"} <= scopes
+    assert {"org:read", "audit:read", "notices:read", "notices:write", "webhooks:write"} <= scopes
     for path, item in document["paths"].items():
-        for method, operation in item.items():
-            where = f"{method.upper()} {path}"
-            assert operation["summary"], where
-            assert operation["operationId"], where
-            Draft202012Validator.check_schema(operation["responses"]["200"]["content"]["application/json"]["schema"])
-            for name in re.findall(r"{(\w+)}", path):
-                assert name in {p["name"] for p in operation.get("parameters", []) if p["in"] == "path"}, where
-            if operation["security"]:
-                requirement = operation["security"][0]["bearerToken"]
-                assert set(requirement) <= scopes, where
-                assert "401" in operation["responses"], where
-                if requirement:
-                    assert operation["x-required-scope"] == requirement[0], where
-                    assert "403" in operation["responses"], where
+        assert set(item) <= METHODS, path
+    for endpoint, operation in operations(document):
+        where = f"{endpoint.method} {endpoint.full_path}"
+        assert operation["summary"], where
+        assert operation["operationId"], where
+        # The success response is exactly the declared status; 204 has no body to describe.
+        assert {code for code in operation["responses"] if code.startswith("2")} == {str(endpoint.status)}, where
+        schema = success_schema(operation, endpoint)
+        if schema is not None:
+            Draft202012Validator.check_schema(schema)
+        # A request body is documented exactly when the endpoint reads one.
+        if endpoint.request is None:
+            assert "requestBody" not in operation, where
+        else:
+            body = operation["requestBody"]
+            assert body["required"] is True, where
+            Draft202012Validator.check_schema(body["content"]["application/json"]["schema"])
+            assert "400" in operation["responses"], where
+        path_params = re.findall(r"{(\w+)}", endpoint.full_path)
+        documented_params = [p["name"] for p in operation.get("parameters", []) if p["in"] == "path"]
+        assert sorted(documented_params) == sorted(path_params), where
+        if operation["security"]:
+            requirement = operation["security"][0]["bearerToken"]
+            assert set(requirement) <= scopes, where
+            assert requirement == ([endpoint.scope] if endpoint.scope else []), where
+            assert "401" in operation["responses"], where
+            if requirement:
+                assert operation["x-required-scope"] == requirement[0], where
+                assert "403" in operation["responses"], where
+            if path_params:
+                assert "404" in operation["responses"], where
+        else:
+            assert endpoint.public, where
 
 
 async def test_openapi_is_public_and_sets_no_cookie(machine):
@@ -77,28 +118,42 @@ async def test_openapi_is_public_and_sets_no_cookie(machine):
     assert "set-cookie" not in response.headers
 
 
-async def test_every_endpoint_answers_as_documented(world, machine, issue_token):
-    """Each documented operation, called with a vendor token holding every scope, returns its documented schema."""
+async def test_every_endpoint_answers_as_documented(world, machine, issue_token, add_objects):
+    """Each documented operation answers its declared status with its documented schema: reads called with a vendor
+    token holding every scope, changes (which are for a client's own organisation) with a client token holding
+    every scope and a valid body built from the documented request schema."""
     vendor = await world.vendor()
     client = await world.client_org("Acme Logistics")
     await world.person(vendor, Role.OWNER, email="owner@lumen.example")
     await world.person(client, Role.ADMIN, Role.SIGNATORY, email="ada@acme.example", name="Ada Admin")
     await world.person(client, Role.PRIVACY_CONTACT, email="pia@acme.example", name="Pia Privacy")
-    _token, plaintext = await issue_token(vendor, "org:read", "audit:read", days=30)
-    values = {"org_id": str(client.id)}
+    objects = await add_objects(client, "Acme")
+    _token, vendor_token = await issue_token(vendor, days=30)  # every scope
+    _token, client_token = await issue_token(client, days=30)  # every scope
+    values = objects.values
 
     document = (await machine.get(f"{API}/openapi.json")).json()
+    documented = operations(document)
+    for endpoint, _operation in documented:
+        assert set(endpoint.path_params) <= values.keys(), \
+            f"give {endpoint.path} a value for {endpoint.path_params} (see PATH_PARAMETERS in conftest.py)"
+    assert set(values) == PATH_PARAMETERS
+    reads = [(e, op) for e, op in documented if e.method == "GET"]
+    changes = sorted(((e, op) for e, op in documented if e.method != "GET"),
+                     key=lambda pair: pair[0].method == "DELETE")  # deleting last: the others use the endpoint
     checked = 0
-    for path, item in document["paths"].items():
-        for method, operation in item.items():
-            params = re.findall(r"{(\w+)}", path)
-            assert set(params) <= values.keys(), f"give {path} a value for {params} in this test"
-            url = path.format(**values)
-            response = await machine.request(method.upper(), url, headers=bearer(plaintext))
-            assert response.status_code == 200, (method, url, response.text)
-            schema = operation["responses"]["200"]["content"]["application/json"]["schema"]
+    for (endpoint, operation), plaintext in [*((pair, vendor_token) for pair in reads),
+                                             *((pair, client_token) for pair in changes)]:
+        url = endpoint.full_path.format(**values)
+        response = await machine.request(endpoint.method, url, headers=bearer(plaintext),
+                                         json=example_body(endpoint, document))
+        assert response.status_code == endpoint.status, (endpoint.method, url, response.text)
+        schema = success_schema(operation, endpoint)
+        if schema is None:
+            assert response.content == b"", (endpoint.method, url)
+        else:
             check_schema(document, schema, response.json())
-            checked += 1
+        checked += 1
     assert checked == len(documented_operations(document))
 
 
@@ -114,3 +169,24 @@ async def test_error_responses_match_the_error_schema(world, machine, issue_toke
     ]:
         assert response.status_code >= 400
         check_schema(document, ERROR_REF, response.json())
+
+
+async def test_invalid_bodies_answer_the_documented_400(world, machine, issue_token, add_objects):
+    """Every endpoint that reads a body answers 400 in the error shape when the body is not what it documents."""
+    document = (await machine.get(f"{API}/openapi.json")).json()
+    client = await world.client_org("Acme Logistics")
+    values = (await add_objects(client, "Acme")).values
+    _token, plaintext = await issue_token(client)  # every scope
+    with_body = [e for e in registry.endpoints if e.request is not None]
+    assert with_body, "no endpoint takes a body any more: is this test still needed?"
+    for endpoint in with_body:
+        url = endpoint.full_path.format(**values)
+        valid = example_body(endpoint, document)
+        assert isinstance(valid, dict)
+        for body in [b"not json", b"[]", b'{"nonsense": true}', {**valid, "unexpected": "field"}]:
+            sent = {"json": body} if isinstance(body, dict) else {"content": body}
+            response = await machine.request(endpoint.method, url, headers={
+                **bearer(plaintext), "Content-Type": "application/json"}, **sent)
+            assert response.status_code == 400, (endpoint.method, url, body, response.text)
+            check_schema(document, ERROR_REF, response.json())
+            assert response.json()["error"]["code"] == "invalid_input"
