@@ -16,6 +16,7 @@ from portal.accounts.roles import Permission
 from portal.actors import Actor
 from portal.errors import InvalidInput, NotFound
 from portal.notifications import evidence, subscriptions
+from portal.notifications import outgoing_mail as mailbox
 from portal.notifications.catalog import NoticeType, Topic
 from portal.notifications.models import DeliveryStatus
 from portal.web import actor_of, db, read_form, redirect, render, require_member, settings_of
@@ -101,7 +102,7 @@ async def _list_page(request: Request, org: Organisation | None) -> Response:
         "label": subscriptions.notice_label,
         "statuses": list(DeliveryStatus),
         "base": f"/orgs/{org.id}/notices" if org else "/notices",
-        "can_read_mail": org is None and evidence.can_read_mail(actor),
+        "can_read_mail": org is None and mailbox.can_read_mail(actor),
     }, status=400 if error else 200)
 
 
@@ -136,13 +137,13 @@ async def any_notice(request: Request) -> Response:
 # ---------------------------------------------------------------- outgoing mail
 
 async def outgoing_mail(request: Request) -> Response:
-    files, total = await evidence.outgoing_mail(actor=actor_of(request), directory=settings_of(request).mail_dir)
+    files, total = await mailbox.outgoing_mail(actor=actor_of(request), directory=settings_of(request).mail_dir)
     return render(request, "notices/outgoing_mail.html", {"files": files, "total": total,
                                                            "smtp": bool(settings_of(request).smtp_url)})
 
 
 async def outgoing_message(request: Request) -> Response:
-    message = await evidence.outgoing_message(actor=actor_of(request), directory=settings_of(request).mail_dir,
+    message = await mailbox.outgoing_message(actor=actor_of(request), directory=settings_of(request).mail_dir,
                                               name=request.path_params["name"])
     return render(request, "notices/outgoing_message.html", {"message": message})
 
