@@ -240,35 +240,36 @@ async def notify_endpoint(session: AsyncSession, *, actor: Actor, content: Notic
                                subject=endpoint)
 
 
-# ---------------------------------------------------------------- acknowledgement links
+# ---------------------------------------------------------------- signed links (acknowledge, unsubscribe)
+
+def _signed_id(secret_key: str, purpose: bytes, object_id: uuid.UUID) -> str:
+    mac = hmac.new(secret_key.encode(), purpose + b":" + object_id.bytes, hashlib.sha256).hexdigest()[:32]
+    return f"{object_id.hex}.{mac}"
+
+
+def _id_from_signed(secret_key: str, purpose: bytes, token: str) -> uuid.UUID | None:
+    raw_id, _, _mac = token.partition(".")
+    try:
+        object_id = uuid.UUID(hex=raw_id)
+    except ValueError:
+        return None
+    return object_id if hmac.compare_digest(_signed_id(secret_key, purpose, object_id), token) else None
+
 
 def ack_token(secret_key: str, delivery_id: uuid.UUID) -> str:
-    mac = hmac.new(secret_key.encode(), b"ack:" + delivery_id.bytes, hashlib.sha256).hexdigest()[:32]
-    return f"{delivery_id.hex}.{mac}"
+    return _signed_id(secret_key, b"ack", delivery_id)
 
 
 def delivery_id_from_ack_token(secret_key: str, token: str) -> uuid.UUID | None:
     """The delivery an acknowledgement link names, or None when the link was not made by this portal."""
-    raw_id, _, _mac = token.partition(".")
-    try:
-        delivery_id = uuid.UUID(hex=raw_id)
-    except ValueError:
-        return None
-    return delivery_id if hmac.compare_digest(ack_token(secret_key, delivery_id), token) else None
+    return _id_from_signed(secret_key, b"ack", token)
 
-
-# ---------------------------------------------------------------- unsubscribe links (RFC 8058 one-click)
 
 def unsubscribe_token(secret_key: str, subscriber_id: uuid.UUID) -> str:
-    mac = hmac.new(secret_key.encode(), b"unsubscribe:" + subscriber_id.bytes, hashlib.sha256).hexdigest()[:32]
-    return f"{subscriber_id.hex}.{mac}"
+    """The one-click unsubscribe link's token (RFC 8058): the link itself is the authority."""
+    return _signed_id(secret_key, b"unsubscribe", subscriber_id)
 
 
 def subscriber_id_from_unsubscribe_token(secret_key: str, token: str) -> uuid.UUID | None:
     """The public subscriber an unsubscribe link names, or None when the link was not made by this portal."""
-    raw_id, _, _mac = token.partition(".")
-    try:
-        subscriber_id = uuid.UUID(hex=raw_id)
-    except ValueError:
-        return None
-    return subscriber_id if hmac.compare_digest(unsubscribe_token(secret_key, subscriber_id), token) else None
+    return _id_from_signed(secret_key, b"unsubscribe", token)
