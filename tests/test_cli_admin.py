@@ -7,6 +7,7 @@ from sqlalchemy import func, select
 
 from portal.accounts.models import Membership, Organisation, User
 from portal.audit.models import AuditEvent
+from portal.notifications.models import Delivery, Notice
 from portal.cli import main
 from portal.demo import CLIENTS, DEMO_PASSWORD, VENDOR_STAFF
 from portal.security import verify_password
@@ -64,6 +65,9 @@ async def test_demo_loads_once_and_prints_working_logins(cli_env, db, capsys):
     assert await db.scalar(select(func.count()).select_from(Organisation)) == len(CLIENTS) + 1
     user = (await db.execute(select(User).where(User.email == VENDOR_STAFF[0].email))).scalar_one()
     assert verify_password(user.password_hash, DEMO_PASSWORD)
+    notices = (await db.execute(select(Notice))).scalars().all()
+    assert len(notices) == len(CLIENTS)  # one notice to each client, queued for the worker
+    assert await db.scalar(select(func.count()).select_from(Delivery)) >= len(CLIENTS)
 
     await run_cli(["demo"])
     assert "no demo data was added" in capsys.readouterr().out
