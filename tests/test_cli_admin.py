@@ -7,9 +7,9 @@ from sqlalchemy import func, select
 
 from portal.accounts.models import Membership, Organisation, User
 from portal.audit.models import AuditEvent
-from portal.notifications.models import Delivery, Notice
 from portal.cli import main
 from portal.demo import CLIENTS, DEMO_PASSWORD, VENDOR_STAFF
+from portal.notifications.models import Delivery, Notice
 from portal.security import verify_password
 
 

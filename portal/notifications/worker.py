@@ -102,6 +102,7 @@ class DeliveryWorker:
         self.stats = WorkerStats()
         self._slots = asyncio.Semaphore(self.options.concurrency)
         self._hurry = asyncio.Event()
+        self._winding_down = False
 
     def hurry(self) -> None:
         """Stop waiting for the sends in flight when shutting down (their deliveries are given back)."""
@@ -121,7 +122,7 @@ class DeliveryWorker:
                  self.options.batch, self.options.concurrency, self.options.lease)
         try:
             await self._loop(stop, stopping, sending, outcomes, once=once)
-            if sending:  # once: everything claimed is sent before returning
+            if sending and not stop.is_set():  # once: everything claimed is sent before returning
                 await asyncio.wait(sending)
         finally:
             await self._wind_down(sending, outcomes, recorder, renewing)
@@ -176,6 +177,7 @@ class DeliveryWorker:
 
     async def _wind_down(self, sending: set[asyncio.Task[None]], outcomes: asyncio.Queue[_Outcome | None],
                          recorder: asyncio.Task[None], renewing: asyncio.Task[None]) -> None:
+        self._winding_down = True  # claimed rows not being sent yet stay unsent and are given back below
         if sending:
             loop = asyncio.get_running_loop()
             deadline = loop.time() + self.options.grace
@@ -244,6 +246,8 @@ class DeliveryWorker:
 
     async def _send(self, job: Job, outcomes: asyncio.Queue[_Outcome | None]) -> None:
         async with self._slots:
+            if self._winding_down:
+                return
             started_at = utcnow()
             clock = time.perf_counter()
             try:

@@ -189,6 +189,32 @@ async def test_a_worker_killed_mid_batch_loses_nothing(world, db, settings, data
     assert "Sent " in output and "Traceback" not in output
 
 
+async def test_sigterm_finishes_the_sends_in_flight_and_gives_the_other_leases_back(world, db, settings, database_url,
+                                                                                     tmp_path):
+    orgs = await clients_with_security_contacts(world, 10, contacts=3)  # 30 deliveries
+    await queue_breach(world, orgs)
+    sink = Sink(delay=0.2).start()
+    log = (tmp_path / "worker.log").open("w")
+    try:
+        worker = _worker_process(settings, database_url, sink.url, log, "--batch", "30", "--concurrency", "2")
+        try:
+            await eventually(lambda: _arrived(sink, 2))
+        finally:
+            worker.send_signal(signal.SIGTERM)
+        assert await _exit_code(worker) == 0
+    finally:
+        sink.stop()
+        log.close()
+
+    deliveries = await all_deliveries(db)
+    sent = [d for d in deliveries if d.status is DeliveryStatus.SENT]
+    waiting = [d for d in deliveries if d.status is DeliveryStatus.QUEUED]
+    assert len(sent) + len(waiting) == 30 and waiting  # stopped early, lost nothing
+    assert {d.message_id for d in sent} == set(sink.message_ids())  # what went out is recorded as sent
+    assert all(d.leased_by is None and d.lease_until is None and d.attempts == 0 for d in waiting)
+    assert "SIGTERM: finishing the sends in flight" in (tmp_path / "worker.log").read_text()
+
+
 async def _arrived(sink, count):
     return len(sink.messages) >= count
 
