@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import logging
 import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
@@ -51,6 +52,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
     from portal.app import create_app
     from portal.migrations.config import upgrade
 
+    # The portal's own messages (the in-process delivery worker's among them) next to uvicorn's.
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s: %(message)s")
     if settings.is_sqlite:
         upgrade(settings.database_url)  # the embedded database looks after itself
     else:
@@ -159,7 +162,6 @@ def cmd_audit_verify(args: argparse.Namespace, settings: Settings) -> None:
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> None:
     import datetime as dt
-    import logging
 
     from portal.notifications.worker import WorkerOptions, run_worker_process
 

@@ -32,7 +32,6 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from sqlalchemy import update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -40,9 +39,10 @@ from portal import audit
 from portal.actors import Actor
 from portal.db import make_engine, make_sessionmaker, utcnow, write_intent
 from portal.notifications import outbox
-from portal.notifications.models import Delivery, DeliveryStatus, WebhookEndpoint
+from portal.notifications.models import Delivery, DeliveryStatus
 from portal.notifications.outbox import AttemptResult
 from portal.notifications.senders import Job, Senders, load_jobs
+from portal.notifications.webhook_service import disable_gone_endpoint
 from portal.settings import Settings
 
 log = logging.getLogger("portal.notifications.worker")
@@ -335,22 +335,9 @@ class DeliveryWorker:
 
     async def _endpoint_gone(self, session: AsyncSession, delivery: Delivery) -> None:
         """An endpoint that answered 410 Gone is disabled and its queued deliveries cancelled."""
-        endpoint = await session.get(WebhookEndpoint, delivery.endpoint_id, with_for_update=True)
-        if endpoint is None or not endpoint.enabled:
-            return
-        reason = "The endpoint answered 410 Gone."
-        endpoint.enabled = False
-        endpoint.disabled_at = utcnow()
-        endpoint.disabled_reason = reason
-        cancelled = await session.execute(
-            update(Delivery).where(Delivery.endpoint_id == endpoint.id, Delivery.status == DeliveryStatus.QUEUED,
-                                   Delivery.leased_by.is_(None))
-            .values(status=DeliveryStatus.CANCELLED, last_error=f"The webhook endpoint was disabled: {reason}")
-            .execution_options(synchronize_session=False)
-        )
-        await audit.record(session, actor=self.actor, tag="webhook_endpoint:disabled", subject=endpoint,
-                           data={"reason": reason, "delivery_id": str(delivery.id),
-                                 "cancelled_deliveries": int(cancelled.rowcount)})  # type: ignore[attr-defined]
+        if delivery.endpoint_id is not None:
+            await disable_gone_endpoint(session, delivery.endpoint_id, "The endpoint answered 410 Gone.",
+                                        actor=self.actor)
 
 
 # ---------------------------------------------------------------- `portal worker`

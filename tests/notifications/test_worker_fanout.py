@@ -120,7 +120,7 @@ async def test_an_endpoint_that_answers_410_is_disabled_and_its_queued_deliverie
     first, second = sorted((d for d in await all_deliveries(db)), key=lambda d: d.attempts, reverse=True)
     assert first.status is DeliveryStatus.DEAD and first.dead_at is not None and "410" in first.last_error
     assert second.status is DeliveryStatus.CANCELLED and second.attempts == 0
-    assert second.last_error == "The webhook endpoint was disabled: The endpoint answered 410 Gone."
+    assert second.last_error == "Cancelled: the endpoint was disabled (The endpoint answered 410 Gone.)."
     gone = await db.get_one(WebhookEndpoint, endpoint.id, populate_existing=True)
     assert not gone.enabled and gone.disabled_at is not None and "410" in gone.disabled_reason
     tags = (await db.execute(select(AuditEvent.tag).where(AuditEvent.tag.in_(
