@@ -12,11 +12,12 @@ import datetime as dt
 import hashlib
 import json
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from portal.actors import Actor
@@ -91,6 +92,35 @@ async def record(session: AsyncSession, *, actor: Actor, tag: str, subject: obje
     session.add(event)
     await session.execute(update(AuditHead).where(AuditHead.id == HEAD_ID).values(last_hash=event.hash))
     return event
+
+
+async def record_many(session: AsyncSession, *, actor: Actor, tag: str,
+                      events: Sequence[tuple[object, uuid.UUID | None, Mapping[str, Any]]]) -> None:
+    """``record`` for each ``(subject, org_id, data)`` of a fan-out, in four statements instead of three each:
+    the same events and the same chain (the head row is locked first, as ``record`` does)."""
+    if len(events) == 1:
+        subject, org_id, data = events[0]
+        await record(session, actor=actor, tag=tag, subject=subject, org_id=org_id, data=data)
+        return
+    head = (await session.execute(
+        update(AuditHead).where(AuditHead.id == HEAD_ID)
+        .values(last_seq=AuditHead.last_seq + len(events)).returning(AuditHead.last_seq, AuditHead.last_hash)
+    )).one()
+    seq, previous = head.last_seq - len(events), head.last_hash
+    rows = []
+    for subject, org_id, data in events:
+        seq += 1
+        # The fields event_hash reads, without the cost of an ORM object per event.
+        event = SimpleNamespace(seq=seq, id=uuid.uuid4(), occurred_at=utcnow(), org_id=org_id,
+                                actor_id=actor.user_id, actor=actor.label, tag=tag,
+                                subject_type=subject_type_of(subject), subject_id=str(getattr(subject, "id", "")),
+                                data=_plain(data), ip=actor.ip, prev_hash=previous)
+        event.hash = previous = event_hash(previous, cast(AuditEvent, event))
+        rows.append(vars(event))
+    table = cast(Table, AuditEvent.__table__)
+    for start in range(0, len(rows), 5000):
+        await session.execute(insert(table), rows[start:start + 5000])
+    await session.execute(update(AuditHead).where(AuditHead.id == HEAD_ID).values(last_hash=previous))
 
 
 @dataclass(frozen=True)
