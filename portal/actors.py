@@ -25,6 +25,8 @@ class Actor:
     membership: Membership | None = None
     ip: str = ""
     scopes: frozenset[str] = field(default_factory=frozenset)
+    # For an API token: the person who created it, whose own choices (notice topics) the token may make.
+    on_behalf_of: uuid.UUID | None = None
     # Command-line and system actors run with the operator's full authority.
     trusted: bool = False
 

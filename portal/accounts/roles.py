@@ -35,6 +35,9 @@ class Role(enum.StrEnum):
 
 VENDOR_ROLES = (Role.OWNER, Role.LEGAL, Role.SECURITY, Role.VIEWER)
 CLIENT_ROLES = (Role.ADMIN, Role.SIGNATORY, Role.PRIVACY_CONTACT, Role.SECURITY_CONTACT, Role.MEMBER)
+# The roles that route notices: they grant no authority over people, tokens or settings (only answering the
+# notices they receive), so an API token may set them (``contacts:write``).
+CONTACT_ROLES = frozenset({Role.PRIVACY_CONTACT, Role.SECURITY_CONTACT})
 # Vendor staff who change legal or security state must use a second factor when PORTAL_REQUIRE_VENDOR_MFA is on.
 MFA_VENDOR_ROLES = frozenset({Role.OWNER, Role.LEGAL, Role.SECURITY})
 
@@ -67,18 +70,21 @@ class Permission(enum.StrEnum):
     MANAGE_TOKENS = "manage_tokens"
     VIEW_AUDIT = "view_audit"
     VIEW_CLIENTS = "view_clients"
+    MANAGE_AGREEMENTS = "manage_agreements"  # record and end clients' agreements
+    MANAGE_SUBPROCESSORS = "manage_subprocessors"  # draft and publish the registry, resolve objections
+    RESPOND_TO_CHANGES = "respond_to_changes"  # a client approves of or objects to sub-processor changes
 
 
 _GRANTS: dict[Role, frozenset[Permission]] = {
     Role.OWNER: frozenset(Permission),
     Role.LEGAL: frozenset({Permission.MANAGE_CLIENTS, Permission.VIEW_CLIENTS, Permission.VIEW_AUDIT,
-                           Permission.MANAGE_SSO}),
+                           Permission.MANAGE_SSO, Permission.MANAGE_AGREEMENTS, Permission.MANAGE_SUBPROCESSORS}),
     Role.SECURITY: frozenset({Permission.VIEW_CLIENTS, Permission.VIEW_AUDIT, Permission.MANAGE_SSO}),
     Role.VIEWER: frozenset({Permission.VIEW_CLIENTS, Permission.VIEW_AUDIT}),
     Role.ADMIN: frozenset({Permission.MANAGE_MEMBERS, Permission.MANAGE_SSO, Permission.MANAGE_TOKENS,
-                           Permission.VIEW_AUDIT}),
+                           Permission.VIEW_AUDIT, Permission.RESPOND_TO_CHANGES}),
     Role.SIGNATORY: frozenset(),
-    Role.PRIVACY_CONTACT: frozenset(),
+    Role.PRIVACY_CONTACT: frozenset({Permission.RESPOND_TO_CHANGES}),
     Role.SECURITY_CONTACT: frozenset(),
     Role.MEMBER: frozenset(),
 }

@@ -19,7 +19,7 @@ from sqlalchemy.orm import joinedload, selectinload
 
 from portal import audit
 from portal.accounts.models import Membership, MembershipRole, Organisation, User
-from portal.accounts.roles import OrgKind, Permission, Role, parse_roles
+from portal.accounts.roles import CONTACT_ROLES, OrgKind, Permission, Role, parse_roles
 from portal.actors import Actor
 from portal.errors import Conflict, Forbidden, InvalidInput, NotFound
 from portal.security import hash_password, password_problem
@@ -241,17 +241,59 @@ async def set_roles(session: AsyncSession, *, actor: Actor, org: Organisation, m
                     roles: Iterable[str]) -> Membership:
     """Replace a member's roles; the last owner (vendor) or admin (client) keeps that role."""
     require_manage_people(actor, org)
-    membership = await get_scoped(session, Membership, membership_id, org,
-                                  selectinload(Membership.role_rows), joinedload(Membership.user))
+    membership = await _member_for_change(session, org, membership_id)
     try:
         new_roles = parse_roles(roles, org.kind)
     except ValueError as exc:
         raise InvalidInput(str(exc), fields={"roles": str(exc)}) from None
+    return await _replace_roles(session, actor=actor, org=org, membership=membership, new_roles=new_roles)
+
+
+async def set_contact_roles(session: AsyncSession, *, actor: Actor, org: Organisation, membership_id: str,
+                            roles: Iterable[str]) -> Membership:
+    """Make a client member a privacy and/or security contact or neither, leaving their other roles alone.
+
+    People who manage members may do it, and so may an API token of the organisation itself holding
+    ``contacts:write``: contact roles route notices and grant no authority over people, tokens or settings, so a
+    token cannot raise anyone's authority with it."""
+    own_token = actor.membership is None and actor.org is not None and actor.org.id == org.id
+    if own_token and "contacts:write" in actor.scopes:
+        pass
+    elif own_token:
+        raise Forbidden()
+    else:
+        require_manage_people(actor, org)
+    if org.is_vendor:
+        raise NotFound()
+    chosen: set[Role] = set()
+    for value in roles:
+        try:
+            role = Role(value)
+        except ValueError:
+            role = None
+        if role not in CONTACT_ROLES:
+            message = f"{str(value)[:40]!r} is not a contact role; use privacy_contact or security_contact."
+            raise InvalidInput(message, fields={"roles": message})
+        chosen.add(role)
+    membership = await _member_for_change(session, org, membership_id)
+    new_roles = (set(membership.roles) - CONTACT_ROLES) | chosen or {Role.MEMBER}
+    return await _replace_roles(session, actor=actor, org=org, membership=membership, new_roles=new_roles)
+
+
+async def _member_for_change(session: AsyncSession, org: Organisation, membership_id: str) -> Membership:
+    return await get_scoped(session, Membership, membership_id, org,
+                            selectinload(Membership.role_rows), joinedload(Membership.user))
+
+
+async def _replace_roles(session: AsyncSession, *, actor: Actor, org: Organisation, membership: Membership,
+                         new_roles: set[Role]) -> Membership:
     manager = _manager_role(org)
     if manager in membership.roles and manager not in new_roles and await _count_managers(session, org) <= 1:
         raise InvalidInput(f"{org.name} needs at least one {manager.label.lower()}; give the role to someone "
                            "else first.")
     before = sorted(membership.roles)
+    if before == sorted(new_roles):
+        return membership
     membership.role_rows = [MembershipRole(role=r) for r in sorted(new_roles)]
     await session.flush()
     await audit.record(session, actor=actor, tag="membership:roles_changed", subject=membership,
@@ -264,8 +306,7 @@ async def remove_member(session: AsyncSession, *, actor: Actor, org: Organisatio
     from portal.accounts.sessions import end_sessions_of
 
     require_manage_people(actor, org)
-    membership = await get_scoped(session, Membership, membership_id, org,
-                                  selectinload(Membership.role_rows), joinedload(Membership.user))
+    membership = await _member_for_change(session, org, membership_id)
     if _manager_role(org) in membership.roles and await _count_managers(session, org) <= 1:
         raise InvalidInput(f"{membership.user.email} is the last {_manager_role(org).label.lower()} of "
                            f"{org.name} and cannot be removed.")

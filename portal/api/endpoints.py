@@ -7,10 +7,12 @@ from typing import Any
 
 from starlette.requests import Request
 
+from portal.accounts import service as accounts_service
 from portal.accounts.models import Membership, Organisation
-from portal.accounts.roles import Role
+from portal.accounts.roles import CONTACT_ROLES, Role
 from portal.api import service
-from portal.api.registry import Caller, api
+from portal.api.registry import Caller, api, json_body
+from portal.errors import InvalidInput, NotFound
 from portal.web import db
 
 ORGANISATION = api.schema("Organisation", {
@@ -103,3 +105,33 @@ async def list_members(request: Request, caller: Caller) -> dict[str, Any]:
     members = await service.organisation_members(db(request), actor=caller.actor,
                                                  org_id=request.path_params["org_id"])
     return {"items": [member_json(m) for m in members]}
+
+
+CONTACT_ROLES_BODY = {
+    "type": "object", "required": ["roles"], "additionalProperties": False,
+    "properties": {"roles": {
+        "type": "array", "uniqueItems": True,
+        "items": {"enum": sorted(role.value for role in CONTACT_ROLES)},
+        "description": "The member's contact roles after the call; an empty list makes them neither. Their "
+                       "other roles stay as they are (a member left with no role at all becomes `member`)."}},
+}
+
+
+@api.operation("PUT", "/organisations/{org_id}/members/{membership_id}/contact-roles",
+               summary="Designate a member as privacy and/or security contact", response=MEMBER,
+               request=CONTACT_ROLES_BODY, scope="contacts:write", tag="Organisations",
+               description="Contact roles decide who receives sub-processor, AI-commitment and breach notices. "
+                           "Only the token's own client organisation; anything else is 404. No other role can "
+                           "be changed with a token.")
+async def put_contact_roles(request: Request, caller: Caller) -> dict[str, Any]:
+    body = await json_body(request, fields=["roles"])
+    roles = body.get("roles")
+    if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
+        raise InvalidInput("`roles` must be a list of role names.", fields={"roles": "A list of role names."})
+    session = db(request)
+    own = caller.actor.org
+    if own is None or str(own.id) != str(request.path_params["org_id"]):
+        raise NotFound()
+    membership = await accounts_service.set_contact_roles(
+        session, actor=caller.actor, org=own, membership_id=request.path_params["membership_id"], roles=roles)
+    return member_json(membership)

@@ -13,7 +13,7 @@ Invariants:
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -143,14 +143,19 @@ class ApiRegistry:
                 for e in self.endpoints]
 
 
-async def json_body(request: Request) -> dict[str, Any]:
-    """The request's JSON object, or a 400 ``invalid_input`` error saying what is wrong with it."""
+async def json_body(request: Request, *, fields: Iterable[str] | None = None) -> dict[str, Any]:
+    """The request's JSON object, or a 400 ``invalid_input`` error saying what is wrong with it (including, when
+    ``fields`` names the allowed ones, any other field)."""
     try:
         body = await request.json()
     except ValueError:
         raise InvalidInput("The request body must be JSON.") from None
     if not isinstance(body, dict):
         raise InvalidInput("The request body must be a JSON object.")
+    unknown = sorted(set(body) - set(fields)) if fields is not None else []
+    if unknown:
+        raise InvalidInput(f"Unknown field {', '.join(repr(k) for k in unknown)}.",
+                           fields={k: "Unknown field." for k in unknown})
     return body
 
 
@@ -200,7 +205,7 @@ async def _authenticate(request: Request, scope: str | None) -> Caller:
     if scope is not None and scope not in token.scopes:
         raise ScopeMissing(scope)
     actor = Actor(label=f"token:{token.name}", org=token.org, ip=client_ip(request),
-                  scopes=frozenset(token.scopes))
+                  scopes=frozenset(token.scopes), on_behalf_of=token.created_by_id)
     return Caller(token=token, actor=actor)
 
 

@@ -11,10 +11,12 @@ from typing import Any
 
 from starlette.requests import Request
 
+from portal.accounts import service as accounts_service
+from portal.accounts.models import Membership
 from portal.accounts.roles import Role
 from portal.api import service as api_service
-from portal.api.registry import Caller, api
-from portal.errors import NotFound
+from portal.api.registry import Caller, api, json_body
+from portal.errors import InvalidInput, NotFound
 from portal.notifications import evidence, subscriptions
 from portal.notifications.catalog import NoticeType, Topic
 from portal.notifications.models import Channel, Delivery, DeliveryStatus, Notice
@@ -184,3 +186,51 @@ async def acknowledge_delivery(request: Request, caller: Caller) -> dict[str, An
     delivery = await evidence.delivery_of(session, org=own, delivery_id=request.path_params["delivery_id"])
     await evidence.acknowledge(session, actor=caller.actor, delivery=delivery, by=f"api:{caller.token.name}")
     return delivery_json(delivery)
+
+
+_TOPICS = {"type": "array", "uniqueItems": True, "items": {"enum": [t.value for t in Topic]}}
+MY_TOPICS = api.schema("Subscriptions", {
+    "type": "object",
+    "description": "The topics the token's creator receives in the token's organisation beyond their roles.",
+    "required": ["organisation_id", "topics"],
+    "additionalProperties": False,
+    "properties": {"organisation_id": _UUID, "topics": _TOPICS},
+})
+MY_TOPICS_INPUT = {"type": "object", "required": ["topics"], "additionalProperties": False,
+                   "properties": {"topics": _TOPICS}}
+
+
+async def _creator_membership(request: Request, caller: Caller) -> Membership:
+    """The membership of the person who created the token, in the token's organisation; 404 once they left."""
+    own = caller.actor.org
+    if own is None or caller.actor.on_behalf_of is None:
+        raise NotFound("The token has no creator in this organisation (tokens made on the command line have none).")
+    membership = await accounts_service.membership_of(db(request), org=own, user_id=caller.actor.on_behalf_of)
+    if membership is None:
+        raise NotFound("The person who created this token is no longer a member of the organisation.")
+    return membership
+
+
+@api.get("/me/subscriptions", summary="The notice topics of the token's creator", response=MY_TOPICS,
+         scope="notices:read", tag="Notices",
+         description="Subscriptions are personal: a token reads those of the person who created it.")
+async def get_my_subscriptions(request: Request, caller: Caller) -> dict[str, Any]:
+    membership = await _creator_membership(request, caller)
+    return {"organisation_id": str(membership.org_id),
+            "topics": await subscriptions.member_topics(db(request), membership=membership)}
+
+
+@api.operation("PUT", "/me/subscriptions", summary="Choose the notice topics of the token's creator",
+               response=MY_TOPICS, request=MY_TOPICS_INPUT, scope="notices:write", tag="Notices",
+               description="Replaces the topics the token's creator receives beyond their roles. Designated "
+                           "contacts are set with `PUT /organisations/{org_id}/members/{membership_id}/"
+                           "contact-roles`.")
+async def put_my_subscriptions(request: Request, caller: Caller) -> dict[str, Any]:
+    body = await json_body(request, fields=["topics"])
+    topics = body.get("topics")
+    if not isinstance(topics, list) or not all(isinstance(t, str) for t in topics):
+        raise InvalidInput("`topics` must be a list of topic names.", fields={"topics": "A list of topic names."})
+    membership = await _creator_membership(request, caller)
+    chosen = await subscriptions.set_member_topics(db(request), actor=caller.actor, membership=membership,
+                                                   topics=topics)
+    return {"organisation_id": str(membership.org_id), "topics": chosen}

@@ -26,6 +26,7 @@ from sqlalchemy.orm import make_transient_to_detached
 
 from portal import audit
 from portal.accounts.models import Membership, MembershipRole, Organisation, User
+from portal.accounts.roles import Role
 from portal.actors import Actor
 from portal.audit.service import subject_type_of
 from portal.db import Base, utcnow
@@ -80,6 +81,8 @@ async def recipients_by_org(session: AsyncSession, orgs: Sequence[Organisation],
             for org_id, user_id, email, role in rows:
                 emails[user_id] = email
                 reasons.setdefault((org_id, user_id), []).append(f"role: {role.label.lower()}")
+            await _admins_stand_in(session, spec, [i for i in chunk if not any(k[0] == i for k in reasons)],
+                                   reasons, emails)
         subscribed = (await session.execute(scoped_to_ids(
             select(Subscription.org_id, User.id, User.email).select_from(Subscription)
             .join(User, User.id == Subscription.user_id)
@@ -105,6 +108,26 @@ async def recipients_by_org(session: AsyncSession, orgs: Sequence[Organisation],
         people.setdefault(org_id, []).append(
             Recipient(Channel.EMAIL, "; ".join(why), email=emails[user_id], user_id=user_id))
     return {org_id: people.get(org_id, []) + hooks.get(org_id, []) for org_id in ids}
+
+
+async def _admins_stand_in(session: AsyncSession, spec: NoticeSpec, org_ids: list[uuid.UUID],
+                           reasons: dict[tuple[uuid.UUID, uuid.UUID], list[str]], emails: dict[uuid.UUID, str]) -> None:
+    """An organisation without anyone in the type's roles still gets the notice: its admins receive it.
+
+    Contractual notices must reach every client (legal requirement 36: recipients cannot be reduced to zero), and
+    an organisation always keeps at least one admin."""
+    if not org_ids or Role.ADMIN in spec.roles:
+        return
+    missing = "/".join(sorted(role.label.lower() for role in spec.roles))
+    rows = (await session.execute(scoped_to_ids(
+        select(Membership.org_id, User.id, User.email).select_from(Membership)
+        .join(MembershipRole).join(User, User.id == Membership.user_id)
+        .where(MembershipRole.role == Role.ADMIN, User.disabled_at.is_(None)),
+        Membership, org_ids,
+    ))).all()
+    for org_id, user_id, email in rows:
+        emails[user_id] = email
+        reasons.setdefault((org_id, user_id), []).append(f"role: admin (no {missing} designated)")
 
 
 async def public_recipients(session: AsyncSession, spec: NoticeSpec) -> list[Recipient]:

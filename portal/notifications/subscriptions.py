@@ -112,8 +112,12 @@ async def member_topics(session: AsyncSession, *, membership: Membership) -> lis
 
 async def set_member_topics(session: AsyncSession, *, actor: Actor, membership: Membership,
                             topics: Iterable[str]) -> list[str]:
-    """A member chooses the topics they receive beyond their roles; only they can change their own."""
-    if actor.membership is None or actor.membership.id != membership.id:
+    """A member chooses the topics they receive beyond their roles; only they (or a token they created in this
+    organisation) can change their own."""
+    own_session = actor.membership is not None and actor.membership.id == membership.id
+    own_token = (actor.on_behalf_of == membership.user_id and actor.org is not None
+                 and actor.org.id == membership.org_id)
+    if not (own_session or own_token):
         raise Forbidden("Only members of this organisation choose their own subscriptions.")
     wanted = parse_topics(topics)
     current = await member_topics(session, membership=membership)

@@ -18,14 +18,14 @@ from jsonschema import Draft202012Validator, FormatChecker
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from portal.accounts.models import Organisation
+from portal.accounts.models import Membership, MembershipRole, Organisation
 from portal.accounts.roles import Role
 from portal.accounts.tokens.models import SCOPES, ApiToken
 from portal.accounts.tokens.service import create_token
 from portal.actors import Actor
 from portal.api.registry import Endpoint
 from portal.notifications import catalog
-from portal.notifications.models import Channel, Delivery, Notice, WebhookEndpoint
+from portal.notifications.models import Channel, Delivery, Notice, Subscription, WebhookEndpoint
 from portal.notifications.service import notify
 from portal.security import encrypt_field
 from portal.settings import Settings
@@ -44,7 +44,7 @@ def settings(database_url: str, tmp_path: Path, smtp_sink: SMTPSink) -> Settings
 @pytest.fixture
 def issue_token(world: Any) -> IssueToken:
     """``await issue_token(org, "org:read", days=None, name=None)`` gives (stored token, plaintext); no scope
-    named means every scope."""
+    named means every scope; the organisation's first admin or owner, if any, is its creator."""
     count = 0
 
     async def issue(org: Organisation, *scopes: str, days: int | None = None,
@@ -54,6 +54,13 @@ def issue_token(world: Any) -> IssueToken:
         token, plaintext = await create_token(world.session, actor=Actor.system("test"), org=org,
                                               name=name or f"tool {count}", scopes=list(scopes or SCOPES),
                                               days=days)
+        # As in the portal, where an admin (an owner at the vendor) makes tokens: the first of them is the creator.
+        admin = (await world.session.execute(
+            select(Membership.user_id).join(MembershipRole)
+            .where(Membership.org_id == org.id, MembershipRole.role.in_([Role.ADMIN, Role.OWNER]))
+            .order_by(Membership.created_at).limit(1)
+        )).scalar_one_or_none()
+        token.created_by_id = admin
         await world.commit()
         return token, plaintext
 
@@ -83,7 +90,7 @@ ERROR_REF = {"$ref": "#/components/schemas/Error"}
 
 # ---------------------------------------------------------------- each tenant's own objects
 
-PATH_PARAMETERS = frozenset({"org_id", "endpoint_id", "delivery_id"})
+PATH_PARAMETERS = frozenset({"org_id", "endpoint_id", "delivery_id", "membership_id"})
 """Every path parameter the API tests know how to fill with a tenant's real object (``TenantObjects.values``)."""
 
 
@@ -95,12 +102,13 @@ class TenantObjects:
     endpoint: WebhookEndpoint  # a webhook endpoint for `breaches`, with a real encrypted secret
     notice: Notice  # a breach notice to the organisation
     delivery: Delivery  # the notice's email to the security contact
+    contact: Membership  # the security contact
     traces: tuple[str, ...]  # names, emails and ids no other tenant may ever see
 
     @property
     def values(self) -> dict[str, str]:
         values = {"org_id": str(self.org.id), "endpoint_id": str(self.endpoint.id),
-                  "delivery_id": str(self.delivery.id)}
+                  "delivery_id": str(self.delivery.id), "membership_id": str(self.contact.id)}
         assert set(values) == PATH_PARAMETERS
         return values
 
@@ -116,7 +124,7 @@ def add_objects(world: Any) -> AddObjects:
     async def add(org: Organisation, label: str) -> TenantObjects:
         slug = label.lower()
         contact_email, contact_name = f"security@{slug}.example", f"{label} Security Contact"
-        await world.person(org, Role.SECURITY_CONTACT, email=contact_email, name=contact_name)
+        contact = await world.person(org, Role.SECURITY_CONTACT, email=contact_email, name=contact_name)
         secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
         endpoint = WebhookEndpoint(id=uuid.uuid4(), org_id=org.id, url=f"https://hooks.{slug}.example/x",
                                    topics=["breaches"],
@@ -138,19 +146,26 @@ def add_objects(world: Any) -> AddObjects:
         assert {(d.channel, d.email, d.endpoint_id) for d in deliveries} == {
             (Channel.EMAIL, contact_email, None), (Channel.WEBHOOK, None, endpoint.id)}
         [delivery] = [d for d in deliveries if d.channel is Channel.EMAIL]
-        traces = (org.name, str(org.id), org.slug, contact_email, contact_name, str(endpoint.id), endpoint.url,
+        traces = (org.name, str(org.id), org.slug, contact_email, contact_name, str(contact.id), str(endpoint.id),
+                  endpoint.url,
                   secret, str(notice.id), incident, *(str(d.id) for d in deliveries))
-        return TenantObjects(org, endpoint, notice, delivery, traces)
+        return TenantObjects(org, endpoint, notice, delivery, contact, traces)
 
     return add
 
 
 async def tenant_state(engine: AsyncEngine, org: Organisation) -> dict[str, list[Any]]:
-    """Every row of ``org``'s webhook endpoints, notices and deliveries, read on a connection of its own."""
+    """Every row of ``org``'s webhook endpoints, notices, deliveries, subscriptions and members' roles, read on a
+    connection of its own."""
     async with engine.connect() as connection:
-        return {model.__tablename__: [tuple(row) for row in (await connection.execute(
+        state = {model.__tablename__: [tuple(row) for row in (await connection.execute(
             select(model.__table__).where(model.org_id == org.id).order_by(model.id)  # type: ignore[attr-defined]
-        )).all()] for model in (WebhookEndpoint, Notice, Delivery)}
+        )).all()] for model in (WebhookEndpoint, Notice, Delivery, Subscription)}
+        state["membership_roles"] = [tuple(row) for row in (await connection.execute(
+            select(MembershipRole.membership_id, MembershipRole.role).join(Membership)
+            .where(Membership.org_id == org.id).order_by(MembershipRole.membership_id, MembershipRole.role)
+        )).all()]
+        return state
 
 
 # ---------------------------------------------------------------- example bodies

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from portal.accounts.roles import Role
 from portal.actors import Actor
 from portal.audit.models import AuditEvent
-from portal.notifications.models import Delivery, DeliveryStatus, Notice, WebhookEndpoint
+from portal.notifications.models import Channel, Delivery, DeliveryStatus, Notice, WebhookEndpoint
 from portal.notifications.service import notify
 from portal.security import decrypt_field
 from tests.conftest import TEST_SECRET, post_form
@@ -181,7 +181,7 @@ async def test_disabling_cancels_what_is_queued_and_enabling_takes_new_notices(w
     assert disabled.status_code == 303
     stored = await fresh(db, WebhookEndpoint, endpoint.id)
     assert not stored.enabled and stored.disabled_reason == "disabled by user:ada@acme.example"
-    [delivery] = list((await db.execute(select(Delivery))).scalars())
+    [delivery] = list((await db.execute(select(Delivery).where(Delivery.channel == Channel.WEBHOOK))).scalars())
     await db.commit()
     assert delivery.status is DeliveryStatus.CANCELLED
     page = await admin.get(f"{page_of(acme)}/{endpoint.id}")
@@ -192,7 +192,7 @@ async def test_disabling_cancels_what_is_queued_and_enabling_takes_new_notices(w
     assert (await fresh(db, WebhookEndpoint, endpoint.id)).enabled
     await _queued_breach(world, acme)
     assert await db.scalar(select(func.count()).select_from(Delivery).where(
-        Delivery.status == DeliveryStatus.QUEUED)) == 1
+        Delivery.channel == Channel.WEBHOOK, Delivery.status == DeliveryStatus.QUEUED)) == 1
     await db.commit()
     assert await audit_tags(db) == ["webhook_endpoint:created", "webhook_endpoint:disabled",
                                     "webhook_endpoint:enabled"]
@@ -206,7 +206,7 @@ async def test_deleting_keeps_past_deliveries_as_evidence(world, settings, admin
 
     assert deleted.status_code == 303 and deleted.headers["location"] == page_of(acme)
     assert await endpoints(db) == []
-    [delivery] = list((await db.execute(select(Delivery).execution_options(populate_existing=True))).scalars())
+    [delivery] = list((await db.execute(select(Delivery).where(Delivery.channel == Channel.WEBHOOK).execution_options(populate_existing=True))).scalars())
     await db.commit()
     assert delivery.status is DeliveryStatus.CANCELLED and delivery.endpoint_id is None
     assert (await admin.get(f"{page_of(acme)}/{endpoint.id}")).status_code == 404

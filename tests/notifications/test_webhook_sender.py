@@ -294,7 +294,7 @@ async def test_a_private_target_is_refused_at_send_time(allow_private, world, db
     for url in (receiver.url, receiver.url.replace("127.0.0.1", "localhost")):
         _endpoint, secret = await add_endpoint(world, permissive, org, url)
         receiver.secrets.append(secret)
-    await world.person(org, Role.ADMIN)
+    await world.person(org, Role.MEMBER)
     await _notify(world, org)
 
     results = await deliver_due(engine, settings)

@@ -21,7 +21,9 @@ SCOPES: dict[str, str] = {
     "org:read": "Read the organisation and its members (for vendor tokens: every client organisation).",
     "audit:read": "Read the organisation's audit events.",
     "notices:read": "Read the organisation's notices and their delivery evidence.",
-    "notices:write": "Acknowledge notices and manage the organisation's notice subscriptions.",
+    "notices:write": "Acknowledge notices and choose the notice topics of the person who created the token.",
+    "contacts:write": "Designate which members are the organisation's privacy and security contacts "
+                      "(no other role can be changed with a token).",
     "webhooks:write": "Manage the organisation's webhook endpoints.",
 }
 
