@@ -23,6 +23,7 @@ from portal.accounts.routes import routes as account_routes
 from portal.accounts.sessions import CurrentMemberMiddleware
 from portal.accounts.sso.routes import routes as sso_routes
 from portal.accounts.tokens.routes import routes as token_routes
+from portal.agreements.routes import routes as agreement_routes
 from portal.api.routes import routes as api_routes
 from portal.audit.routes import routes as audit_routes
 from portal.db import make_engine, make_sessionmaker
@@ -32,6 +33,9 @@ from portal.notifications.routes import routes as notice_routes
 from portal.notifications.webhook_routes import routes as webhook_routes
 from portal.security import SecurityHeadersMiddleware
 from portal.settings import Settings
+from portal.subprocessors.client_routes import routes as subprocessor_client_routes
+from portal.subprocessors.public_routes import routes as subprocessor_public_routes
+from portal.subprocessors.registry_routes import routes as registry_routes
 from portal.web import CSRFCookieMiddleware, DBSessionMiddleware, db
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -55,6 +59,10 @@ def all_routes() -> list[BaseRoute]:
         *notice_routes,
         *webhook_routes,
         *public_notice_routes,
+        *agreement_routes,
+        *registry_routes,
+        *subprocessor_client_routes,
+        *subprocessor_public_routes,
     ]
 
 

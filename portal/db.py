@@ -163,10 +163,12 @@ async def commit_and_run_jobs(session: AsyncSession) -> None:
 
 MODEL_MODULES = (
     "portal.accounts.models",
+    "portal.agreements.models",
     "portal.accounts.sso.models",
     "portal.accounts.tokens.models",
     "portal.audit.models",
     "portal.notifications.models",
+    "portal.subprocessors.models",
 )
 
 

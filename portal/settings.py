@@ -47,6 +47,8 @@ SETTINGS: tuple[SettingSpec, ...] = (
                 "link-local addresses (for tests and closed networks; refused by default against SSRF)."),
     SettingSpec("PORTAL_INPROCESS_WORKER", "auto", "Run the delivery worker inside `portal serve`: `auto` does "
                 "so on the embedded SQLite database, `on`/`off` decide explicitly (run `portal worker` otherwise)."),
+    SettingSpec("PORTAL_SUBPROCESSOR_NOTICE_DAYS", "30", "Days of notice before a sub-processor change takes effect, "
+                "for clients whose agreement sets no period of its own (their objection window)."),
     SettingSpec("PORTAL_LOGIN_MAX_FAILURES", "5", "Failed logins per account (or per address) in 15 minutes before "
                 "further attempts are refused."),
 )
@@ -74,6 +76,7 @@ class Settings:
     session_idle_minutes: int = 120
     invitation_days: int = 7
     login_max_failures: int = 5
+    subprocessor_notice_days: int = 30
     webhook_allow_private: bool = False
     inprocess_worker: str = "auto"
 
@@ -118,6 +121,7 @@ class Settings:
             session_idle_minutes=_int(env, "PORTAL_SESSION_IDLE_MINUTES", 120),
             invitation_days=_int(env, "PORTAL_INVITATION_DAYS", 7),
             login_max_failures=_int(env, "PORTAL_LOGIN_MAX_FAILURES", 5),
+            subprocessor_notice_days=_int(env, "PORTAL_SUBPROCESSOR_NOTICE_DAYS", 30),
             webhook_allow_private=env.get("PORTAL_WEBHOOK_ALLOW_PRIVATE", "false").strip().lower() in _TRUE,
             inprocess_worker=_choice(env, "PORTAL_INPROCESS_WORKER", ("auto", "on", "off")),
         )

@@ -206,7 +206,8 @@ async def test_deleting_keeps_past_deliveries_as_evidence(world, settings, admin
 
     assert deleted.status_code == 303 and deleted.headers["location"] == page_of(acme)
     assert await endpoints(db) == []
-    [delivery] = list((await db.execute(select(Delivery).where(Delivery.channel == Channel.WEBHOOK).execution_options(populate_existing=True))).scalars())
+    [delivery] = list((await db.execute(select(Delivery).where(Delivery.channel == Channel.WEBHOOK)
+                                        .execution_options(populate_existing=True))).scalars())
     await db.commit()
     assert delivery.status is DeliveryStatus.CANCELLED and delivery.endpoint_id is None
     assert (await admin.get(f"{page_of(acme)}/{endpoint.id}")).status_code == 404

@@ -1,0 +1,1 @@
+"""The sub-processor registry, its published versions, and clients' authorisations and objections."""

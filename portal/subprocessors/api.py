@@ -1,0 +1,1 @@
+"""(being written): the client's sub-processor view in the API."""
