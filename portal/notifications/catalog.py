@@ -69,10 +69,17 @@ _TEXT = {"type": "string"}
 _DATE = {"type": "string", "format": "date"}
 _URL = {"type": "string", "format": "uri"}
 _OPT_DATE = {"type": ["string", "null"], "format": "date"}
+_LIST = {"type": "array", "items": _TEXT}
+# One change in a sub-processor notice: the register fields a client needs to decide whether to object (legal
+# requirement 35); ``portal.subprocessors.entries.notice_item`` builds it.
 _CHANGES = {"type": "array", "items": {"type": "object", "required": ["kind", "name"], "properties": {
-    "kind": {"enum": ["added", "replaced", "changed", "removed"]}, "name": _TEXT,
-    "purpose": _TEXT, "locations": {"type": "array", "items": _TEXT}, "transfer_mechanism": _TEXT,
-    "replaces": _TEXT}}}
+    "kind": {"enum": ["added", "replaced", "changed", "removed"]}, "entry_id": _TEXT, "name": _TEXT,
+    "legal_entity": _TEXT, "address": _TEXT, "contact": _TEXT, "purpose": _TEXT, "processing": _TEXT,
+    "data_categories": _LIST, "locations": {**_LIST, "description": "ISO 3166-1 alpha-2 country codes"},
+    "transfer_mechanism": _TEXT, "ai_model_provider": {"type": "boolean"},
+    "changed_fields": {**_LIST, "description": "For `changed`: the fields that differ."},
+    "replaces": {**_TEXT, "description": "For `replaced`: the name of the entry it replaces."},
+    "replaces_entry_id": _TEXT}}}
 
 _PRIVACY = frozenset({Role.PRIVACY_CONTACT})
 _SECURITY = frozenset({Role.SECURITY_CONTACT})

@@ -43,6 +43,7 @@ from portal.notifications.models import Delivery, DeliveryStatus
 from portal.notifications.outbox import AttemptResult
 from portal.notifications.senders import Job, Senders, load_jobs
 from portal.notifications.webhook_service import disable_gone_endpoint
+from portal.scheduled import run_due_jobs
 from portal.settings import Settings
 
 log = logging.getLogger("portal.notifications.worker")
@@ -58,6 +59,7 @@ class WorkerOptions:
     lease: dt.timedelta = dt.timedelta(seconds=60)  # renewed every third of it while the worker lives
     poll_interval: float = 1.0  # seconds between looks at the outbox while nothing is due
     grace: float = 30.0  # seconds the sends in flight may take to finish on shutdown
+    schedule_interval: float = 30.0  # seconds between runs of the scheduled jobs (deadlines passing)
 
 
 @dataclass
@@ -118,6 +120,9 @@ class DeliveryWorker:
         sending: set[asyncio.Task[None]] = set()
         stopping = asyncio.create_task(stop.wait(), name="delivery worker stop")
         renewing = asyncio.create_task(self._renew_leases(), name="delivery lease renewal")
+        if once:  # what became due by time (deadlines) is recorded before the notices it may queue are sent
+            await run_due_jobs(self.sessions)
+        scheduling = None if once else asyncio.create_task(self._run_scheduled(), name="scheduled jobs")
         log.info("delivery worker %s started (batch %d, concurrency %d, lease %s)", self.identity,
                  self.options.batch, self.options.concurrency, self.options.lease)
         try:
@@ -125,6 +130,8 @@ class DeliveryWorker:
             if sending and not stop.is_set():  # once: everything claimed is sent before returning
                 await asyncio.wait(sending)
         finally:
+            if scheduling is not None:
+                scheduling.cancel()
             await self._wind_down(sending, outcomes, recorder, renewing)
             stopping.cancel()
             if self.owns_senders:
@@ -203,6 +210,11 @@ class DeliveryWorker:
         else:
             if released:
                 log.info("gave back %d unsent deliveries", released)
+
+    async def _run_scheduled(self) -> None:
+        while True:
+            await run_due_jobs(self.sessions)
+            await asyncio.sleep(self.options.schedule_interval)
 
     async def _renew_leases(self) -> None:
         interval = self.options.lease.total_seconds() / 3

@@ -25,6 +25,8 @@ SCOPES: dict[str, str] = {
     "contacts:write": "Designate which members are the organisation's privacy and security contacts "
                       "(no other role can be changed with a token).",
     "webhooks:write": "Manage the organisation's webhook endpoints.",
+    "subprocessors:read": "Read the sub-processor list as it applies to the organisation, with its authorisation "
+                          "states, deadlines and objections.",
 }
 
 
