@@ -7,6 +7,7 @@ adds its part here as it lands. Loading twice changes nothing.
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from dataclasses import dataclass
 
@@ -24,12 +25,14 @@ from portal.accounts.service import (
     vendor_org,
 )
 from portal.actors import Actor
+from portal.agreements import service as agreements
 from portal.db import utcnow
 from portal.notifications import catalog
 from portal.notifications.catalog import Topic
 from portal.notifications.models import PublicSubscriber, SubscriberStatus
 from portal.notifications.service import notify
 from portal.notifications.subscriptions import set_member_topics
+from portal.subprocessors import publishing, registry, responses
 
 DEMO_PASSWORD = "demo-portal-2026"  # noqa: S105 - printed to the operator; demo data only
 VENDOR_NAME = "Nordlicht AI GmbH"
@@ -98,6 +101,7 @@ async def load_demo(session: AsyncSession, base_url: str = "http://127.0.0.1:800
         await _add_people(session, actor, org, people)
         clients.append(org)
     await _notices(session, actor, clients, base_url)
+    await _subprocessors(session, actor, clients, base_url)
     return login_lines()
 
 
@@ -120,3 +124,90 @@ async def _notices(session: AsyncSession, actor: Actor, clients: list[Organisati
                     "encryption at rest, contrary to its contract with us. No unauthorised access was found.",
         measures="The logs were encrypted and the provider's configuration is now checked daily.",
         link=f"{base_url}/notices"))
+
+
+# ---------------------------------------------------------------- the sub-processor registry
+
+def _entry(name: str, legal_entity: str, address: str, contact: str, purpose: str, processing: str,
+           categories: str, locations: str, **extra: str) -> dict[str, str]:
+    return {"name": name, "legal_entity": legal_entity, "address": address, "contact_name": contact.split("|")[0],
+            "contact_position": contact.split("|")[1], "contact_email": contact.split("|")[2], "purpose": purpose,
+            "processing": processing, "data_categories": categories, "locations": locations,
+            "flow_down_reference": f"Data processing agreement with {legal_entity}", "flow_down_date": "2025-06-02",
+            **extra}
+
+
+FIRST_LIST = (
+    _entry("Hetzner Online", "Hetzner Online GmbH", "Industriestr. 25, 91710 Gunzenhausen, Germany",
+           "Data Protection Officer|DPO|data-protection@hetzner.example", "Hosting of the production platform",
+           "Runs the servers and storage of the platform in its German data centres; responsible for physical and "
+           "network security, not for the application.", "All customer data", "DE"),
+    _entry("Mistral AI", "Mistral AI SAS", "15 rue des Halles, 75001 Paris, France",
+           "Privacy team|Legal|privacy@mistral.example", "Large language model inference",
+           "Processes prompts and returns completions through its EU API with zero data retention; does not train "
+           "on the data.", "Prompts, Model outputs", "FR", ai_model_provider="on"),
+    _entry("Relay Mail Services", "Relay Mail Services GmbH", "Am Hafen 4, 20457 Hamburg, Germany",
+           "Jana Post|Privacy officer|privacy@relaymail.example", "Transactional email",
+           "Sends notification emails on our behalf; keeps delivery logs for 30 days.",
+           "Names, Email addresses", "DE"),
+    _entry("Functional Software (Sentry)", "Functional Software, Inc.",
+           "45 Fremont Street, San Francisco, CA 94105, USA",
+           "Privacy team|Legal|privacy@sentry.example", "Error monitoring",
+           "Receives error reports of the platform, scrubbed of request bodies; retained for 90 days.",
+           "Technical identifiers, IP addresses", "US", transfer_mechanism="dpf"),
+)
+
+
+async def _subprocessors(session: AsyncSession, actor: Actor, clients: list[Organisation], base_url: str) -> None:
+    """Agreements for the three clients (one with a longer notice period, one with specific authorisation), a
+    list published last year, a change announced today with an upcoming effective date, and Acme's objection."""
+    terms = (("general", ""), ("general", "45"), ("specific", "30"))
+    for org, (authorisation, days) in zip(clients, terms, strict=True):
+        await agreements.record_agreement(session, actor=actor, org=org, data=agreements.AgreementInput(
+            reference=f"DPA {org.name} (signed PDF, 2025)", signed_on="2025-06-16", authorisation=authorisation,
+            notice_days=days))
+    last_year = dt.datetime(2025, 9, 1, 9, 0, tzinfo=dt.UTC)
+    for data in FIRST_LIST:
+        await publishing.draft_entry(session, actor=actor, raw=data)
+    await publishing.publish(session, actor=actor, effective_date="2025-10-20", summary="Our first published list.",
+                             default_notice_days=30, base_url=base_url, now=last_year)
+    # Copperleaf's agreement needs explicit approval (specific authorisation): Nils gave it within days; the
+    # others stayed silent, which their general authorisation counts as consent once the deadline passed.
+    copperleaf = clients[2]
+    nils = await _member(session, copperleaf, "nils.legal@copperleaf.example")
+    for row in await responses.authorisations_of(session, copperleaf):
+        await responses.approve(session, actor=nils, org=copperleaf, authorisation_id=str(row.id),
+                                now=last_year + dt.timedelta(days=3))
+    await responses.apply_deadlines(session)
+
+    copy = await registry.working_copy(session)
+    relay = next(item.entry for item in copy.entries if item.entry["name"] == "Relay Mail Services")
+    await publishing.draft_entry(session, actor=actor, replaces=relay["id"], raw=_entry(
+        "Postwerk Mail", "Postwerk Mail GmbH", "Lindenallee 8, 50968 Koeln, Germany",
+        "Tobias Brief|Data protection|privacy@postwerk.example", "Transactional email",
+        "Sends notification emails on our behalf; keeps delivery logs for 14 days.", "Names, Email addresses", "DE"))
+    await publishing.draft_entry(session, actor=actor, raw=_entry(
+        "Vectorly", "Vectorly Inc.", "500 Howard Street, San Francisco, CA 94105, USA",
+        "Morgan Lee|Privacy counsel|privacy@vectorly.example", "Embedding search for document retrieval",
+        "Stores embeddings of customer documents to answer similarity queries; no training on the data.",
+        "Document embeddings", "US", transfer_mechanism="scc_module_3",
+        transfer_details="Module 3 clauses signed 2025-10-01; transfer impact assessment on file.",
+        ai_model_provider="on"))
+    planned = await publishing.plan(session, default_notice_days=30)
+    await publishing.publish(session, actor=actor, effective_date=planned.earliest_effective.isoformat(),
+                             summary="Postwerk Mail replaces Relay Mail Services; Vectorly is added for search.",
+                             default_notice_days=30, base_url=base_url)
+    acme = clients[0]
+    pia = await _member(session, acme, "pia.privacy@acme-logistics.example")
+    vectorly = next(row for row in await responses.authorisations_of(session, acme) if row.entry_name == "Vectorly")
+    await responses.object_to(session, actor=pia, org=acme, authorisation_id=str(vectorly.id),
+                              reason="Our customers' documents must stay in the EEA; we cannot accept a US vector "
+                                     "store without an EU region.")
+
+
+async def _member(session: AsyncSession, org: Organisation, email: str) -> Actor:
+    user = await user_by_email(session, email)
+    assert user is not None
+    membership = await membership_of(session, org=org, user_id=user.id)
+    assert membership is not None
+    return Actor.for_member(membership)

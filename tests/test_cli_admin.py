@@ -1,16 +1,19 @@
 """`portal admin create` and `portal demo` against the test database."""
 
 import asyncio
+import datetime as dt
 
 import pytest
 from sqlalchemy import func, select
 
 from portal.accounts.models import Membership, Organisation, User
+from portal.agreements.models import Agreement
 from portal.audit.models import AuditEvent
 from portal.cli import main
 from portal.demo import CLIENTS, DEMO_PASSWORD, VENDOR_STAFF
 from portal.notifications.models import Delivery, Notice
 from portal.security import verify_password
+from portal.subprocessors.models import ChangeAuthorisation, ListVersion, Objection
 
 
 async def run_cli(argv):
@@ -65,8 +68,8 @@ async def test_demo_loads_once_and_prints_working_logins(cli_env, db, capsys):
     assert await db.scalar(select(func.count()).select_from(Organisation)) == len(CLIENTS) + 1
     user = (await db.execute(select(User).where(User.email == VENDOR_STAFF[0].email))).scalar_one()
     assert verify_password(user.password_hash, DEMO_PASSWORD)
-    notices = (await db.execute(select(Notice))).scalars().all()
-    assert len(notices) == len(CLIENTS)  # one notice to each client, queued for the worker
+    failures = (await db.execute(select(Notice).where(Notice.type == "subprocessor_failure"))).scalars().all()
+    assert len(failures) == len(CLIENTS)  # one notice to each client, queued for the worker
     assert await db.scalar(select(func.count()).select_from(Delivery)) >= len(CLIENTS)
 
     await run_cli(["demo"])
@@ -79,3 +82,19 @@ async def test_audit_verify_reports_an_intact_chain(cli_env, db, capsys):
     capsys.readouterr()
     await run_cli(["audit", "verify"])
     assert "Audit trail intact" in capsys.readouterr().out
+
+
+async def test_demo_has_a_list_in_force_an_upcoming_change_and_an_objection(cli_env, db, capsys):
+    await run_cli(["demo"])
+    today = dt.datetime.now(dt.UTC).date()
+    versions = (await db.execute(select(ListVersion).order_by(ListVersion.number))).scalars().all()
+    assert [v.number for v in versions] == [1, 2]
+    assert versions[0].effective_date <= today < versions[1].effective_date
+    assert {c["kind"] for c in versions[1].changes} == {"added", "replaced"}
+    [objection] = (await db.execute(select(Objection))).scalars().all()
+    assert objection.is_open and "EEA" in objection.reason
+    states = {(row.org_id, row.version_id, row.state.value) for row in
+              (await db.execute(select(ChangeAuthorisation))).scalars()}
+    first = {state for _org, version, state in states if version == versions[0].id}
+    assert first == {"authorised", "deemed_authorised"}  # specific authorisation approved, general by silence
+    assert await db.scalar(select(func.count()).select_from(Agreement)) == len(CLIENTS)
