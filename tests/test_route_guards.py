@@ -23,13 +23,17 @@ from portal.accounts.roles import Role
 from portal.accounts.sso.models import IdentityProvider, SSODomain
 from portal.accounts.tokens.service import create_token
 from portal.actors import Actor
+from portal.agreements import service as agreements
 from portal.app import all_routes
 from portal.audit.models import AuditEvent
 from portal.notifications import catalog
 from portal.notifications.models import WebhookEndpoint
 from portal.notifications.service import notify
 from portal.security import hash_token
+from portal.subprocessors import publishing
+from portal.subprocessors.models import ChangeAuthorisation, Objection
 from tests.conftest import World, post_form
+from tests.subprocessors.support import entry_data
 
 # Pages anyone may open without logging in (GET), and forms anyone may submit.
 PUBLIC_PATHS = {
@@ -92,8 +96,25 @@ async def make_victim(world: World, db: Any) -> Victim:
     await world.commit()
     extra: dict[str, Any] = {"session_id": hash_token(login_token), "token_id": token.id,
                              "sso_provider_id": provider.id, "webhook_endpoint_id": endpoint.id,
-                             "notice_id": notice.id}
+                             "notice_id": notice.id, **await _victim_subprocessor_objects(world, db, org)}
     return Victim(org, admin, colleague, invitation, extra)
+
+
+async def _victim_subprocessor_objects(world: World, db: Any, org: Organisation) -> dict[str, Any]:
+    """An agreement, a published version with the victim's authorisation of its change, and an objection."""
+    system = Actor.system("test")
+    agreement = await agreements.record_agreement(db, actor=system, org=org, data=agreements.AgreementInput(
+        reference="Victim DPA", signed_on="2025-01-01", authorisation="general", notice_days=""))
+    draft = await publishing.draft_entry(db, actor=system, raw=entry_data("Victim Hosting GmbH"))
+    version = await publishing.publish(db, actor=system, effective_date="2999-01-01", summary="",
+                                       default_notice_days=30, base_url="http://testserver")
+    [authorisation] = (await db.execute(select(ChangeAuthorisation))).scalars().all()
+    objection = Objection(org_id=org.id, authorisation_id=authorisation.id, reason="Victim's secret reason",
+                          lodged_by="user:admin@victim.example")
+    db.add(objection)
+    await world.commit()
+    return {"agreement_id": agreement.id, "version_number": version.number, "entry_id": draft.entry_id,
+            "authorisation_id": authorisation.id, "objection_id": objection.id}
 
 
 def _endpoint_url(action: str) -> Callable[[Victim], str]:
