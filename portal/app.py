@@ -34,6 +34,7 @@ from portal.notifications.webhook_routes import routes as webhook_routes
 from portal.security import SecurityHeadersMiddleware
 from portal.settings import Settings
 from portal.subprocessors.client_routes import routes as subprocessor_client_routes
+from portal.subprocessors.objection_routes import routes as objection_routes
 from portal.subprocessors.public_routes import routes as subprocessor_public_routes
 from portal.subprocessors.registry_routes import routes as registry_routes
 from portal.web import CSRFCookieMiddleware, DBSessionMiddleware, db
@@ -61,6 +62,7 @@ def all_routes() -> list[BaseRoute]:
         *public_notice_routes,
         *agreement_routes,
         *registry_routes,
+        *objection_routes,
         *subprocessor_client_routes,
         *subprocessor_public_routes,
     ]

@@ -40,6 +40,8 @@ PUBLIC_PATHS = {
     "/healthz", "/login", "/login/totp", "/password/forgot", "/password/reset/{token}", "/invitations/{token}",
     "/api/v1/openapi.json", "/sso/start/{provider_id}", "/sso/callback/{provider_id}",
     "/subscribe", "/subscribe/confirm/{token}", "/unsubscribe/{token}", "/ack/{token}",
+    "/subprocessors", "/subprocessors.json", "/subprocessors.atom", "/subprocessors.csv", "/subprocessors/diff",
+    "/subprocessors/versions/{number}",
 }
 # Paths whose parameter is a secret link rather than an object id; the secret is the access check.
 SECRET_LINK_PATHS = {"/password/reset/{token}", "/invitations/{token}", "/subscribe/confirm/{token}",
@@ -149,13 +151,33 @@ OBJECT_ROUTES: dict[str, Callable[[Victim], str]] = {
     "/outgoing-mail/{name}": lambda v: "/outgoing-mail/victim.eml",
     **{f"/orgs/{{org_id}}/webhooks/{{endpoint_id}}{action}": _endpoint_url(action)
        for action in ("", "/rotate", "/enable", "/disable", "/delete", "/test")},
+    "/orgs/{org_id}/subprocessors": lambda v: f"/orgs/{v.org.id}/subprocessors",
+    "/registry/entries/{entry_id}/edit": lambda v: f"/registry/entries/{v.extra['entry_id']}/edit",
+    "/registry/entries/{entry_id}/replace": lambda v: f"/registry/entries/{v.extra['entry_id']}/replace",
+    "/registry/entries/{entry_id}/remove": lambda v: f"/registry/entries/{v.extra['entry_id']}/remove",
+    "/registry/entries/{entry_id}/discard": lambda v: f"/registry/entries/{v.extra['entry_id']}/discard",
+    "/orgs/{org_id}/objections/{objection_id}/resolve":
+        lambda v: f"/orgs/{v.org.id}/objections/{v.extra['objection_id']}/resolve",
+    "/orgs/{org_id}/agreements": lambda v: f"/orgs/{v.org.id}/agreements",
+    "/orgs/{org_id}/agreements/{agreement_id}/end":
+        lambda v: f"/orgs/{v.org.id}/agreements/{v.extra['agreement_id']}/end",
+    "/orgs/{org_id}/subprocessors/changes/{authorisation_id}/object":
+        lambda v: f"/orgs/{v.org.id}/subprocessors/changes/{v.extra['authorisation_id']}/object",
+    "/orgs/{org_id}/subprocessors/changes/{authorisation_id}/approve":
+        lambda v: f"/orgs/{v.org.id}/subprocessors/changes/{v.extra['authorisation_id']}/approve",
+}
+# Paths that need a login and whose parameter names what every organisation shares (a published list version),
+# not one organisation's object: there is nothing of another tenant behind them. How to build each URL:
+SHARED_OBJECT_ROUTES: dict[str, Callable[[Victim], str]] = {
+    "/subprocessors/versions/{number}/respond":
+        lambda v: f"/subprocessors/versions/{v.extra['version_number']}/respond",
 }
 
 
 def test_every_route_with_an_id_is_covered():
     uncovered = sorted({path for _method, path in page_routes()
                         if "{" in path and path not in OBJECT_ROUTES and path not in SECRET_LINK_PATHS
-                        and path not in PUBLIC_PATHS
+                        and path not in PUBLIC_PATHS and path not in SHARED_OBJECT_ROUTES
                         # API endpoints: tests/api/test_isolation.py walks the API registry with another
                         # organisation's token.
                         and not path.startswith("/api/")})
@@ -207,7 +229,8 @@ async def test_state_changing_forms_refuse_requests_without_the_csrf_token(metho
                                               and not r[1].startswith("/api/")])
 async def test_pages_need_a_login(method, path, client, world, db):
     victim = await make_victim(world, db)
-    url = OBJECT_ROUTES[path](victim) if path in OBJECT_ROUTES else path
+    routes = {**OBJECT_ROUTES, **SHARED_OBJECT_ROUTES}
+    url = routes[path](victim) if path in routes else path
     response = await client.get(url)
     if path.endswith(".json"):  # JSON downloads answer like the API
         assert response.status_code == 401

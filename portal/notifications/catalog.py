@@ -76,6 +76,7 @@ _CHANGES = {"type": "array", "items": {"type": "object", "required": ["kind", "n
     "kind": {"enum": ["added", "replaced", "changed", "removed"]}, "entry_id": _TEXT, "name": _TEXT,
     "legal_entity": _TEXT, "address": _TEXT, "contact": _TEXT, "purpose": _TEXT, "processing": _TEXT,
     "data_categories": _LIST, "locations": {**_LIST, "description": "ISO 3166-1 alpha-2 country codes"},
+    "location_names": {**_LIST, "description": "The same countries by name, e.g. `Germany (DE)`."},
     "transfer_mechanism": _TEXT, "ai_model_provider": {"type": "boolean"},
     "changed_fields": {**_LIST, "description": "For `changed`: the fields that differ."},
     "replaces": {**_TEXT, "description": "For `replaced`: the name of the entry it replaces."},

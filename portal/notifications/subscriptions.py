@@ -116,7 +116,7 @@ async def set_member_topics(session: AsyncSession, *, actor: Actor, membership: 
     organisation) can change their own."""
     own_session = actor.membership is not None and actor.membership.id == membership.id
     own_token = (actor.on_behalf_of == membership.user_id and actor.org is not None
-                 and actor.org.id == membership.org_id)
+                 and actor.org.id == membership.org_id)  # tenancy: a guard on loaded objects, not a query filter
     if not (own_session or own_token):
         raise Forbidden("Only members of this organisation choose their own subscriptions.")
     wanted = parse_topics(topics)

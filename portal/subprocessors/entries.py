@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from portal.errors import InvalidInput
-from portal.subprocessors.geography import TRANSFER_MECHANISMS, is_country, needs_transfer_tool
+from portal.subprocessors.geography import TRANSFER_MECHANISMS, country_name, is_country, needs_transfer_tool
 
 Entry = dict[str, Any]
 
@@ -189,6 +189,7 @@ def notice_item(kind: str, entry: Entry, *, replaces: Entry | None = None,
             entry["contact_name"], entry.get("contact_position", ""), entry["contact_email"]) if p),
         "purpose": entry["purpose"], "processing": entry["processing"],
         "data_categories": list(entry["data_categories"]), "locations": list(entry["locations"]),
+        "location_names": [f"{country_name(code)} ({code})" for code in entry["locations"]],
         "transfer_mechanism": TRANSFER_MECHANISMS.get(entry.get("transfer_mechanism", ""), ""),
         "ai_model_provider": bool(entry.get("ai_model_provider")),
         "changed_fields": [field_label(f) for f in fields],

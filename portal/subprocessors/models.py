@@ -47,10 +47,19 @@ class ChangeKind(enum.StrEnum):
     REMOVED = "removed"
 
     @property
+    def label(self) -> str:
+        return {"added": "New sub-processor", "replaced": "Replacement", "changed": "Change",
+                "removed": "Removal"}[self.value]
+
+    @property
     def needs_notice(self) -> bool:
         """Additions and replacements (GDPR Art. 28(2)) and changes to an entry (a new location, purpose or
         transfer tool changes what the client authorised) need advance notice; removals are informational."""
         return self is not ChangeKind.REMOVED
+
+
+# By value, for templates and feeds that hold a change's kind as a string.
+KIND_LABELS: dict[str, str] = {kind.value: kind.label for kind in ChangeKind}
 
 
 class AuthorisationState(enum.StrEnum):

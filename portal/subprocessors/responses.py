@@ -202,6 +202,16 @@ async def objections_board(session: AsyncSession, *, actor: Actor, open_only: bo
     return [BoardRow(o, o.authorisation, o.authorisation.org) for o in rows]
 
 
+async def board_row(session: AsyncSession, *, actor: Actor, org: Organisation, objection_id: str) -> BoardRow:
+    """One objection of ``org`` for vendor staff (else 404)."""
+    if actor.org is None or not actor.org.is_vendor:
+        raise NotFound()
+    actor.require(Permission.VIEW_CLIENTS)
+    objection = await get_scoped(session, Objection, objection_id, org, joinedload(Objection.authorisation).options(
+        joinedload(ChangeAuthorisation.version), joinedload(ChangeAuthorisation.org)))
+    return BoardRow(objection, objection.authorisation, objection.authorisation.org)
+
+
 def not_in_force_for(rows: list[ChangeAuthorisation]) -> set[uuid.UUID]:
     """Entry ids with a change the client has not (or not yet) authorised: that change is kept away from its data
     (an objection to a later change of an entry flags the entry too; the rows say which change it is)."""
