@@ -77,7 +77,8 @@ _CHANGES = {"type": "array", "items": {"type": "object", "required": ["kind", "n
     "legal_entity": _TEXT, "address": _TEXT, "contact": _TEXT, "purpose": _TEXT, "processing": _TEXT,
     "data_categories": _LIST, "locations": {**_LIST, "description": "ISO 3166-1 alpha-2 country codes"},
     "location_names": {**_LIST, "description": "The same countries by name, e.g. `Germany (DE)`."},
-    "transfer_mechanism": _TEXT, "ai_model_provider": {"type": "boolean"},
+    "transfer_mechanism": _TEXT, "transfer_details": _TEXT, "ai_model_provider": {"type": "boolean"},
+    "engaged_by": {**_TEXT, "description": "For a sub-processor further down the chain: who engages it."},
     "changed_fields": {**_LIST, "description": "For `changed`: the fields that differ."},
     "replaces": {**_TEXT, "description": "For `replaced`: the name of the entry it replaces."},
     "replaces_entry_id": _TEXT}}}

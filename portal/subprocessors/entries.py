@@ -95,7 +95,7 @@ def clean_entry(raw: Mapping[str, Any], *, entry_id: str, known_ids: Iterable[st
             errors[spec.name] = f"{spec.label} is required."
         elif len(text) > spec.max_length:
             errors[spec.name] = f"{spec.label} is longer than {spec.max_length} characters."
-    entry["locations"] = [code.upper() for code in entry["locations"]]
+    entry["locations"] = list(dict.fromkeys(code.upper() for code in entry["locations"]))  # "de, DE": once
     unknown = [code for code in entry["locations"] if not is_country(code)]
     if unknown and "locations" not in errors:
         errors["locations"] = (f"Not an ISO 3166 country code: {', '.join(c[:10] for c in unknown[:3])}. "
@@ -179,10 +179,11 @@ def field_label(name: str) -> str:
     return _BY_NAME[name].label if name in _BY_NAME else name
 
 
-def notice_item(kind: str, entry: Entry, *, replaces: Entry | None = None,
-                fields: Iterable[str] = ()) -> dict[str, Any]:
+def notice_item(kind: str, entry: Entry, *, replaces: Entry | None = None, fields: Iterable[str] = (),
+                engaged_by: str = "") -> dict[str, Any]:
     """One change as notices, feeds and the version record describe it: the register fields a client needs to
-    decide whether to object (legal requirement 35), the kind, and what it replaces."""
+    decide whether to object (legal requirement 35), the kind, what it replaces, and ``engaged_by``, the name of
+    the entry that engages it when it sits further down the chain (requirement 29)."""
     item = {
         "kind": kind, "entry_id": entry["id"], "name": entry["name"], "legal_entity": entry["legal_entity"],
         "address": entry["address"], "contact": ", ".join(p for p in (
@@ -191,6 +192,7 @@ def notice_item(kind: str, entry: Entry, *, replaces: Entry | None = None,
         "data_categories": list(entry["data_categories"]), "locations": list(entry["locations"]),
         "location_names": [f"{country_name(code)} ({code})" for code in entry["locations"]],
         "transfer_mechanism": TRANSFER_MECHANISMS.get(entry.get("transfer_mechanism", ""), ""),
+        "transfer_details": entry.get("transfer_details", ""), "engaged_by": engaged_by,
         "ai_model_provider": bool(entry.get("ai_model_provider")),
         "changed_fields": [field_label(f) for f in fields],
     }

@@ -67,6 +67,7 @@ async def draft_entry(session: AsyncSession, *, actor: Actor, raw: Mapping[str, 
     new_id = entry_id if entry_id is not None else str(uuid.uuid4())
     known = [i for i in copy.ids if i != (replaces or "")]
     entry = clean_entry(raw, entry_id=new_id, known_ids=known, strict=strict)
+    _refuse_loop(copy, entry)
     draft = target.draft if target is not None else None
     if draft is None:
         kind = DraftKind.REPLACE if old is not None else (DraftKind.MODIFY if target is not None else DraftKind.ADD)
@@ -87,6 +88,19 @@ async def draft_entry(session: AsyncSession, *, actor: Actor, raw: Mapping[str, 
     await audit.record(session, actor=actor, tag=f"subprocessor_draft:{draft.kind.value}", subject=draft,
                        data={"entry_id": new_id, "name": entry["name"], "replaces": replaces})
     return draft
+
+
+def _refuse_loop(copy: registry.WorkingCopy, entry: Entry) -> None:
+    """The chain has a top (legal requirement 29): an entry cannot be engaged, directly or further up, by an entry it
+    engages itself."""
+    parents = {item.entry["id"]: item.entry.get("parent_id") or "" for item in copy.entries if not item.removed}
+    seen, parent = {entry["id"]}, entry.get("parent_id") or ""
+    while parent:
+        if parent in seen:
+            message = "That entry is engaged, directly or further up the chain, by this one: choose another."
+            raise InvalidInput(message, fields={"parent_id": message})
+        seen.add(parent)
+        parent = parents.get(parent, "")
 
 
 async def draft_removal(session: AsyncSession, *, actor: Actor, entry_id: str) -> DraftChange:
@@ -151,17 +165,20 @@ def _changes(copy: registry.WorkingCopy) -> list[dict[str, Any]]:
     replaced = {str(d.replaces_entry_id): d for d in copy.drafts if d.kind is DraftKind.REPLACE}
     published = registry.entries_of(copy.base)
     by_id = {e["id"]: e for e in published}
+    after = copy.after_drafts()
+    names = {e["id"]: e["name"] for e in [*published, *after]}
     items: list[dict[str, Any]] = []
-    for diff in diff_entries(published, copy.after_drafts()):
+    for diff in diff_entries(published, after):
+        engaged_by = names.get(diff.entry.get("parent_id") or "", "")
         if diff.kind == "added":
             draft = next((d for d in copy.drafts if str(d.entry_id) == diff.entry["id"]), None)
             old = by_id.get(str(draft.replaces_entry_id)) if draft is not None and draft.replaces_entry_id else None
             kind = ChangeKind.REPLACED if old is not None else ChangeKind.ADDED
-            items.append(notice_item(kind.value, diff.entry, replaces=old))
+            items.append(notice_item(kind.value, diff.entry, replaces=old, engaged_by=engaged_by))
         elif diff.kind == "changed":
-            items.append(notice_item(ChangeKind.CHANGED.value, diff.entry, fields=diff.fields))
+            items.append(notice_item(ChangeKind.CHANGED.value, diff.entry, fields=diff.fields, engaged_by=engaged_by))
         elif diff.entry["id"] not in replaced:  # a replaced entry is told as part of its replacement
-            items.append(notice_item(ChangeKind.REMOVED.value, diff.entry))
+            items.append(notice_item(ChangeKind.REMOVED.value, diff.entry, engaged_by=engaged_by))
     return items
 
 
@@ -209,13 +226,17 @@ async def publish(session: AsyncSession, *, actor: Actor, effective_date: str, s
     planned = await plan(session, default_notice_days=default_notice_days, now=now)
     if planned.problems:
         raise InvalidInput(next(iter(planned.problems.values())), fields=planned.problems)
+    base = await registry.latest_version(session)
     if effective < planned.earliest_effective:
-        why = (f"the longest notice period of a client agreement is {planned.notice_days} days"
-               if planned.needs_notice else "a version cannot take effect before it is announced or before the "
-               "version it follows")
+        if base is not None and effective >= now.date() + dt.timedelta(days=planned.notice_days):
+            why = (f"version {base.number} takes effect on {base.effective_date.isoformat()}, and versions take "
+                   "effect in order")
+        elif planned.needs_notice:
+            why = f"the longest notice period of a client agreement is {planned.notice_days} days"
+        else:
+            why = "a version cannot take effect before it is announced"
         message = f"The effective date must be {planned.earliest_effective.isoformat()} or later: {why}."
         raise InvalidInput(message, fields={"effective_date": message})
-    base = await registry.latest_version(session)
     number = (base.number + 1) if base is not None else 1
     document = {"version": number, "effective_date": effective.isoformat(),
                 "entries": sorted_entries(planned.entries)}

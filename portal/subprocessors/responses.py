@@ -43,14 +43,25 @@ def _require_client_responder(actor: Actor, org: Organisation) -> None:
 
 
 async def _authorisation(session: AsyncSession, org: Organisation, authorisation_id: str) -> ChangeAuthorisation:
-    return await get_scoped(session, ChangeAuthorisation, authorisation_id, org,
-                            joinedload(ChangeAuthorisation.version), selectinload(ChangeAuthorisation.objections))
+    row = await get_scoped(session, ChangeAuthorisation, authorisation_id, org,
+                           joinedload(ChangeAuthorisation.version), selectinload(ChangeAuthorisation.objections))
+    # The objections decide what may happen next: read them afresh, even when the row was loaded before.
+    await session.refresh(row, attribute_names=["objections"])
+    return row
+
+
+def silence_outcome(row: ChangeAuthorisation) -> AuthorisationState:
+    """What silence by the deadline means for ``row``: consent under general authorisation, none under specific."""
+    return (AuthorisationState.DEEMED_AUTHORISED if row.authorisation is Authorisation.GENERAL
+            else AuthorisationState.NOT_AUTHORISED)
 
 
 def _check_window(row: ChangeAuthorisation, now: dt.datetime, verb: str) -> None:
     if now >= row.deadline:
+        # Until the deadline job has run the row still says pending; tell the client what its silence means.
+        state = silence_outcome(row) if row.state is AuthorisationState.PENDING else row.state
         raise InvalidInput(f"The period to {verb} the change to {row.entry_name} ended on "
-                           f"{row.deadline:%Y-%m-%d %H:%M} UTC; it is now {row.state.label.lower()}.")
+                           f"{row.deadline:%Y-%m-%d %H:%M} UTC; it is now {state.label.lower()}.")
 
 
 async def object_to(session: AsyncSession, *, actor: Actor, org: Organisation, authorisation_id: str,
@@ -156,8 +167,7 @@ async def apply_deadlines(session: AsyncSession, *, now: dt.datetime | None = No
     actor = Actor.system(SYSTEM_DEADLINE)
     events = []
     for row in rows:
-        silence = (AuthorisationState.DEEMED_AUTHORISED if row.authorisation is Authorisation.GENERAL
-                   else AuthorisationState.NOT_AUTHORISED)
+        silence = silence_outcome(row)
         row.state, row.decided_at, row.decided_by = silence, now, SYSTEM_DEADLINE
         events.append((row, row.org_id, {"entry": row.entry_name, "state": silence.value,
                                          "deadline": row.deadline.isoformat(),

@@ -27,7 +27,8 @@ REGISTER_VALUES = [
     "Vectorly & Söhne Inc.", "Vectorly <Europe> Holdings Inc.", "1 Market St, San Francisco, US",
     "Sam Privacy, Chief Privacy Officer, privacy@vectorly.example", "Embedding search for the assistant",
     "Turns documents into vectors; keeps no copy after 24 hours; not responsible for access control.",
-    "Documents, Prompts", "United States (US), Ireland (IE)", "Standard contractual clauses (2021/914), module 3: processor to processor",
+    "Documents, Prompts", "United States (US), Ireland (IE)",
+    "Standard contractual clauses (2021/914), module 3: processor to processor",
 ]
 
 
