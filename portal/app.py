@@ -35,6 +35,7 @@ from portal.security import SecurityHeadersMiddleware
 from portal.settings import Settings
 from portal.subprocessors.client_routes import routes as subprocessor_client_routes
 from portal.subprocessors.objection_routes import routes as objection_routes
+from portal.subprocessors.public_cache import PublicAnswerMiddleware, PublicAnswers
 from portal.subprocessors.public_routes import routes as subprocessor_public_routes
 from portal.subprocessors.registry_routes import routes as registry_routes
 from portal.web import CSRFCookieMiddleware, DBSessionMiddleware, db
@@ -93,10 +94,13 @@ def create_app(settings: Settings, *, mailer: Mailer | None = None, engine: Asyn
             if owns_engine:
                 await engine.dispose()
 
+    public_answers = PublicAnswers(engine)
     app = Starlette(
         routes=all_routes(),
         middleware=[
             Middleware(SecurityHeadersMiddleware, https=settings.https),
+            # The public sub-processor list is read far more than it changes: cached answers skip what follows.
+            Middleware(PublicAnswerMiddleware, answers=public_answers),
             Middleware(CSRFCookieMiddleware, secure=settings.https),
             # Only the single sign-on handshake uses this signed cookie (Authlib keeps state, nonce and the PKCE
             # verifier in it); logins themselves are server-side sessions.
@@ -114,6 +118,7 @@ def create_app(settings: Settings, *, mailer: Mailer | None = None, engine: Asyn
     )
     app.state.settings = settings
     app.state.engine = engine
+    app.state.public_answers = public_answers
     app.state.sessionmaker = make_sessionmaker(engine)
     app.state.mailer = mailer or Mailer.from_settings(settings)
     return app

@@ -37,7 +37,11 @@ def _subscribe_page(request: Request, *, email: str = "", topics: list[str] | No
 
 
 async def subscribe_page(request: Request) -> Response:
-    return _subscribe_page(request)
+    """The form, prefilled from the query when another page's subscribe box sent the visitor here (that box is a
+    plain GET form, so the page holding it stays the same for everyone and can be cached)."""
+    email = request.query_params.get("email", "").strip()[:320]
+    topics = [t for t in request.query_params.getlist("topics") if t in {p.value for p in subscriptions.PUBLIC_TOPICS}]
+    return _subscribe_page(request, email=email, topics=topics or None)
 
 
 async def subscribe_submit(request: Request) -> Response:

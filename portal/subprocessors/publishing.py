@@ -24,11 +24,11 @@ from portal.accounts.roles import Permission
 from portal.actors import Actor
 from portal.agreements import service as agreements
 from portal.agreements.models import Agreement
-from portal.db import utcnow
+from portal.db import after_commit, utcnow
 from portal.errors import InvalidInput, NotFound
 from portal.notifications import catalog
 from portal.notifications.service import notify
-from portal.subprocessors import registry
+from portal.subprocessors import public_cache, registry
 from portal.subprocessors.entries import (
     Entry,
     clean_entry,
@@ -246,6 +246,7 @@ async def publish(session: AsyncSession, *, actor: Actor, effective_date: str, s
     session.add(version)
     await session.flush()
     await session.execute(delete(DraftChange))
+    after_commit(session, public_cache.version_published)
     deadlines = await _open_authorisations(session, version, planned.clients, default_notice_days, now)
     await _notify(session, actor=actor, version=version, clients=planned.clients, deadlines=deadlines,
                   base_url=base_url)
