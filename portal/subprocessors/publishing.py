@@ -182,6 +182,13 @@ def _changes(copy: registry.WorkingCopy) -> list[dict[str, Any]]:
     return items
 
 
+def first_full_day(moment: dt.datetime) -> dt.date:
+    """The first date whose start (midnight UTC) is not before ``moment``: a change effective that day was
+    announced at least the whole notice period before (legal requirement 34: effective - notified >= N days)."""
+    moment = moment.astimezone(dt.UTC)
+    return moment.date() if moment.time() == dt.time() else moment.date() + dt.timedelta(days=1)
+
+
 async def plan(session: AsyncSession, *, default_notice_days: int, now: dt.datetime | None = None) -> Plan:
     now = now or utcnow()
     copy = await registry.working_copy(session)
@@ -204,7 +211,7 @@ async def plan(session: AsyncSession, *, default_notice_days: int, now: dt.datet
     clients = await agreements.all_active(session)
     notice_days = max([a.notice_days_or(default_notice_days) for a in clients] + [default_notice_days]) \
         if needs_notice else 0
-    earliest = now.date() + dt.timedelta(days=notice_days)
+    earliest = first_full_day(now + dt.timedelta(days=notice_days)) if needs_notice else now.date()
     base = copy.base
     if base is not None and base.effective_date > earliest:
         earliest = base.effective_date
@@ -228,11 +235,16 @@ async def publish(session: AsyncSession, *, actor: Actor, effective_date: str, s
         raise InvalidInput(next(iter(planned.problems.values())), fields=planned.problems)
     base = await registry.latest_version(session)
     if effective < planned.earliest_effective:
-        if base is not None and effective >= now.date() + dt.timedelta(days=planned.notice_days):
+        notice_ends = first_full_day(now + dt.timedelta(days=planned.notice_days)) if planned.needs_notice \
+            else now.date()
+        if base is not None and effective >= notice_ends:
             why = (f"version {base.number} takes effect on {base.effective_date.isoformat()}, and versions take "
                    "effect in order")
+        elif planned.needs_notice and planned.clients:
+            why = (f"the longest notice period of a client agreement is {planned.notice_days} days, counted from "
+                   "this announcement")
         elif planned.needs_notice:
-            why = f"the longest notice period of a client agreement is {planned.notice_days} days"
+            why = f"the notice period is {planned.notice_days} days, counted from this announcement"
         else:
             why = "a version cannot take effect before it is announced"
         message = f"The effective date must be {planned.earliest_effective.isoformat()} or later: {why}."

@@ -12,7 +12,7 @@ from portal.subprocessors import publishing, registry
 from tests.subprocessors.support import entry_data, publish, vendor_legal
 
 TODAY = utcnow().date()
-NOON = dt.time(12, tzinfo=dt.UTC)
+MIDNIGHT = dt.time(tzinfo=dt.UTC)
 
 
 def ago(days: int) -> dt.date:
@@ -20,7 +20,7 @@ def ago(days: int) -> dt.date:
 
 
 def announced(days_ago: int) -> dt.datetime:
-    return dt.datetime.combine(ago(days_ago), NOON)
+    return dt.datetime.combine(ago(days_ago), MIDNIGHT)
 
 
 @pytest.fixture

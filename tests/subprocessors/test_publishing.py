@@ -31,6 +31,7 @@ from tests.subprocessors.support import BASE_URL, agreement, entry_data, loaded,
 
 # A fixed announcement time, noon UTC today: deadlines and dates below are exact.
 NOW = dt.datetime.combine(utcnow().date(), dt.time(12), tzinfo=dt.UTC)
+MIDNIGHT = dt.datetime.combine(utcnow().date(), dt.time(), tzinfo=dt.UTC)
 TODAY = NOW.date()
 
 
@@ -127,16 +128,31 @@ async def test_a_summary_over_its_limit_is_refused(world, engine):
     assert await _count(world.session, ListVersion) == 0
 
 
-async def test_the_default_notice_period_is_thirty_days(world, engine):
+async def test_the_default_notice_period_is_thirty_whole_days(world, engine):
+    """Announced at noon, a change effective at midnight 30 days later would have had 29.5 days' notice: the
+    first date allowed is the day after (legal requirement 34: effective - notified >= 30 days)."""
     actor = await vendor_legal(world)
     await _draft(world, actor, "Hostwerk GmbH")
 
-    error = await _refused_publish(world, engine, actor, days(29))
-    version = await _publish_drafts(world, actor, days(30))
+    errors = [await _refused_publish(world, engine, actor, day) for day in (days(29), days(30))]
+    version = await _publish_drafts(world, actor, days(31))
 
-    assert days(30).isoformat() in error.message and "30 days" in error.message
-    assert error.fields["effective_date"] == error.message
-    assert (version.effective_date, version.notice_days) == (days(30), 30)
+    for error in errors:
+        assert days(31).isoformat() in error.message and "30 days" in error.message
+        assert error.fields["effective_date"] == error.message
+    assert (version.effective_date, version.notice_days) == (days(31), 30)
+    assert dt.datetime.combine(version.effective_date, dt.time(), tzinfo=dt.UTC) - version.announced_at \
+        >= dt.timedelta(days=30)
+
+
+async def test_announced_at_midnight_thirty_days_later_is_allowed(world, engine):
+    actor = await vendor_legal(world)
+    await _draft(world, actor, "Hostwerk GmbH")
+
+    await _refused_publish(world, engine, actor, days(29), now=MIDNIGHT)
+    version = await _publish_drafts(world, actor, days(30), now=MIDNIGHT)
+
+    assert version.effective_date == days(30)
 
 
 async def test_a_client_agreement_with_a_longer_period_sets_the_earliest_date(world, engine):
@@ -145,12 +161,12 @@ async def test_a_client_agreement_with_a_longer_period_sets_the_earliest_date(wo
     await _client(world, "Borealis Bank", notice_days=60)
     await _draft(world, actor, "Hostwerk GmbH")
 
-    for too_early in (days(30), days(59)):
+    for too_early in (days(31), days(59), days(60)):
         error = await _refused_publish(world, engine, actor, too_early)
-        assert days(60).isoformat() in error.message and "60 days" in error.message
-    version = await _publish_drafts(world, actor, days(60))
+        assert days(61).isoformat() in error.message and "60 days" in error.message
+    version = await _publish_drafts(world, actor, days(61))
 
-    assert (version.effective_date, version.notice_days) == (days(60), 60)
+    assert (version.effective_date, version.notice_days) == (days(61), 60)
 
 
 async def test_an_ended_agreements_longer_period_no_longer_counts(world, db):
@@ -162,7 +178,7 @@ async def test_an_ended_agreements_longer_period_no_longer_counts(world, db):
     await world.commit()
     await _draft(world, actor, "Hostwerk GmbH")
 
-    version = await _publish_drafts(world, actor, days(30))
+    version = await _publish_drafts(world, actor, days(31))
 
     assert version.notice_days == 30
 
@@ -260,7 +276,7 @@ async def test_the_drafts_are_cleared_once_published(world, db):
     await _draft(world, actor, "Hostwerk GmbH", "Tokenwerk AG")
     assert await _count(db, DraftChange) == 2
 
-    await _publish_drafts(world, actor, days(30))
+    await _publish_drafts(world, actor, days(31))
 
     assert await _count(db, DraftChange) == 0
     assert (await registry.working_copy(db)).drafts == []
@@ -273,7 +289,7 @@ async def test_a_replacement_is_one_change_naming_the_replaced_entry(world, db):
     await publishing.draft_entry(db, actor=actor, raw=entry_data("Cloudhaus SE"), replaces=old["id"])
     await world.commit()
 
-    version = await _publish_drafts(world, actor, days(30))
+    version = await _publish_drafts(world, actor, days(31))
 
     [change] = version.changes
     assert (change["kind"], change["name"], change["replaces"], change["replaces_entry_id"]) == (
@@ -290,7 +306,7 @@ async def test_a_changed_entry_lists_the_fields_that_changed(world, db):
         "Hostwerk GmbH", purpose="Hosting and backups", locations="DE, US", transfer_mechanism="scc_module_3"))
     await world.commit()
 
-    version = await _publish_drafts(world, actor, days(30))
+    version = await _publish_drafts(world, actor, days(31))
 
     [change] = version.changes
     assert change["kind"] == "changed" and change["entry_id"] == entry["id"]
@@ -307,7 +323,7 @@ async def test_a_sub_sub_processor_is_announced_with_who_engages_it(world, db):
         "Backupfabrik GmbH", parent_id=parent["id"], transfer_details="Same clauses as the parent"))
     await world.commit()
 
-    version = await _publish_drafts(world, actor, days(30))
+    version = await _publish_drafts(world, actor, days(31))
 
     [change] = version.changes
     assert change["engaged_by"] == "Hostwerk GmbH"
@@ -405,17 +421,18 @@ async def test_each_deadline_is_the_clients_own_period_but_never_after_the_effec
     assert second.notice_days == 60
 
 
-async def test_a_deadline_never_falls_after_the_change_takes_effect(world, db):
+async def test_every_deadline_ends_before_the_change_takes_effect(world, db):
     actor = await vendor_legal(world)
     standard = await _client(world, "Acme Logistics")
     longer = await _client(world, "Borealis Bank", notice_days=60)
 
-    await publish(world, actor, "Hostwerk GmbH", effective=days(60), now=NOW)
+    await publish(world, actor, "Hostwerk GmbH", effective=days(61), now=NOW)
 
     rows = {r.org_id: r for r in (await db.execute(select(ChangeAuthorisation))).scalars().all()}
-    start_of_effective_day = dt.datetime.combine(days(60), dt.time(), tzinfo=dt.UTC)
+    start_of_effective_day = dt.datetime.combine(days(61), dt.time(), tzinfo=dt.UTC)
     assert rows[standard.id].deadline == NOW + dt.timedelta(days=30)
-    assert rows[longer.id].deadline == start_of_effective_day  # noon + 60 days would be after it
+    assert rows[longer.id].deadline == NOW + dt.timedelta(days=60)
+    assert all(row.deadline <= start_of_effective_day for row in rows.values())
 
 
 async def test_the_authorisation_option_is_copied_from_the_agreement(world, db):
@@ -442,7 +459,7 @@ async def test_a_changed_entry_needs_each_clients_authorisation_again(world, db)
                                  raw=entry_data("Hostwerk GmbH", locations="DE, JP"))
     await world.commit()
 
-    second = await _publish_drafts(world, actor, days(30))
+    second = await _publish_drafts(world, actor, days(31))
 
     [row] = (await db.execute(select(ChangeAuthorisation)
                               .where(ChangeAuthorisation.version_id == second.id))).scalars().all()
@@ -491,7 +508,7 @@ async def test_a_deadline_at_midnight_is_told_as_the_day_before(world, db):
     actor = await vendor_legal(world)
     longer = await _client(world, "Borealis Bank", notice_days=60)
 
-    version = await publish(world, actor, "Hostwerk GmbH", effective=days(60), now=NOW)
+    version = await publish(world, actor, "Hostwerk GmbH", effective=days(60), now=MIDNIGHT)
 
     notices = await _change_notices(db, version)
     assert notices[longer.id].context["objection_deadline"] == days(59).isoformat()

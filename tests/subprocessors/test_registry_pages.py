@@ -15,8 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from portal.accounts.roles import Role
 from portal.audit.models import AuditEvent
-from portal.db import make_sessionmaker
+from portal.db import make_sessionmaker, utcnow
 from portal.subprocessors.models import DraftChange, DraftKind, ListVersion
+from portal.subprocessors.publishing import first_full_day
 from tests.conftest import post_form
 from tests.subprocessors.support import agreement, entry_data, publish, vendor_legal
 
@@ -105,7 +106,7 @@ async def test_legal_adds_an_entry_with_every_field_edits_it_and_publishes(legal
     assert plan.status_code == 200
     assert plan.text.count("New sub-processor") == 2
     effective = default_effective_date(plan.text)
-    assert effective == (today() + dt.timedelta(days=30)).isoformat()
+    assert effective == first_full_day(utcnow() + dt.timedelta(days=30)).isoformat()  # 30 whole days' notice
     published = await post_form(legal, "/registry/publish", {"effective_date": effective, "summary": "Two new"})
     assert published.status_code == 303 and published.headers["location"] == "/registry"
     assert "Version 1 is published" in (await legal.get("/registry")).text
@@ -180,7 +181,7 @@ async def test_an_effective_date_inside_the_longest_notice_period_is_refused(leg
     await post_form(legal, "/registry/new", entry_data("Cloudhaus AG"))
 
     plan = await legal.get("/registry/publish")
-    earliest = today() + dt.timedelta(days=60)
+    earliest = first_full_day(utcnow() + dt.timedelta(days=60))
     assert default_effective_date(plan.text) == earliest.isoformat()
     assert "60 days" in plan.text and "2 clients with an active agreement" in plan.text
     for too_early in (today() + dt.timedelta(days=45), today() - dt.timedelta(days=1)):
@@ -189,7 +190,7 @@ async def test_an_effective_date_inside_the_longest_notice_period_is_refused(leg
         assert refused.status_code == 400
         assert field_message(refused.text, "effective_date") == (
             f"The effective date must be {earliest.isoformat()} or later: the longest notice period of a client "
-            "agreement is 60 days.")
+            "agreement is 60 days, counted from this announcement.")
         assert f'value="{too_early.isoformat()}"' in refused.text and "Too soon" in refused.text
     not_a_date = await post_form(legal, "/registry/publish", {"effective_date": "next month", "summary": ""})
     assert not_a_date.status_code == 400
