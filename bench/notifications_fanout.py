@@ -25,7 +25,6 @@ import datetime as dt
 import os
 import platform
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -35,6 +34,8 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
+
+from loopback import free_port, wait_for_port
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -102,21 +103,6 @@ def _wait_for_signal() -> None:
     signal.signal(signal.SIGINT, handler)
     while not stop:
         time.sleep(0.1)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def wait_for_port(port: int) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
-            return
-        time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on {port}")
 
 
 # ---------------------------------------------------------------- scratch database

@@ -26,13 +26,14 @@ import datetime as dt
 import os
 import platform
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from loopback import free_port, wait_for_port
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -141,21 +142,6 @@ def serve_bare(port: int, fixtures: str) -> None:
     app = Starlette(routes=[Route(path, endpoint(path), methods=["GET"]) for path in answers])
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False, server_header=False,
                 workers=1)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def wait_for_port(port: int) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
-            return
-        time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on {port}")
 
 
 # ---------------------------------------------------------------- the client
