@@ -1,29 +1,26 @@
-"""The public sub-processor list in every form anyone may read: the data behind the pages, the JSON document and its
-schema, the Atom feed and the CSV export; and the small cache of rendered answers.
+"""The public sub-processor list in every form anyone may read: the data behind the pages, the JSON document (its
+schema is in ``feed_schema``), the Atom feed and the CSV export. ``public_cache`` keeps the rendered answers.
 
 Invariants:
 - only published versions are read: drafts, clients' authorisations and who published never appear;
 - the list as of a day is the version in force that day (versions take effect in order, at midnight UTC of their
   effective date); its upcoming changes are the versions announced by the end of that day that take effect later,
   so a past day shows what could be known then;
-- an answer depends only on (the newest version number, the day it is for, its path and query, the vendor's name).
-  Versions are immutable, so that key names the answer: it is the ETag and the cache key, every instance derives
-  it from the database alike, and the in-process cache only saves rendering work that any instance can redo.
+- an answer depends only on (the newest version number, the day it is for, its path and query) and the vendor's
+  name. Versions are immutable, so that key names the answer: it is the ETag and the cache key, every instance
+  derives it from the database alike, and the in-process cache only saves rendering work that any instance can
+  redo (a renamed vendor shows in the cached answers from the next publish or day on).
 """
 
 from __future__ import annotations
 
 import csv
 import datetime as dt
-import hashlib
 import io
 import uuid
 import xml.etree.ElementTree as ET  # only builds XML, never parses input
-from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from email.utils import format_datetime
-from functools import cached_property
 from typing import Any
 
 from markupsafe import Markup
@@ -35,10 +32,8 @@ from portal.audit.export import safe_cell
 from portal.subprocessors import registry
 from portal.subprocessors.entries import FIELD_NAMES, FIELDS, Entry
 from portal.subprocessors.geography import TRANSFER_MECHANISMS, country_name, transfer_basis
-from portal.subprocessors.models import ChangeKind, ListVersion
+from portal.subprocessors.models import KIND_LABELS, ChangeKind, ListVersion
 
-KIND_LABELS = {ChangeKind.ADDED.value: "New sub-processor", ChangeKind.REPLACED.value: "Replacement",
-               ChangeKind.CHANGED.value: "Change", ChangeKind.REMOVED.value: "Removal"}
 LIST_FIELDS = frozenset({"data_categories", "locations"})
 
 
@@ -219,95 +214,6 @@ def list_document(state: PublicList, *, vendor: str, base_url: str) -> dict[str,
     }
 
 
-_TEXT: dict[str, Any] = {"type": "string"}
-_TEXTS: dict[str, Any] = {"type": "array", "items": _TEXT}
-_CODES: dict[str, Any] = {"type": "array", "items": {"type": "string", "pattern": "^[A-Z]{2}$"},
-                          "description": "ISO 3166-1 alpha-2 country codes."}
-_SHA256: dict[str, Any] = {"type": "string", "pattern": "^[0-9a-f]{64}$"}
-_URI: dict[str, Any] = {"type": "string", "format": "uri"}
-
-
-def _object(properties: dict[str, Any], description: str) -> dict[str, Any]:
-    return {"type": "object", "description": description, "required": list(properties),
-            "additionalProperties": False, "properties": properties}
-
-
-def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
-    return {"anyOf": [schema, {"type": "null"}]}
-
-
-_COUNTRY = _object({
-    "code": {"type": "string", "pattern": "^[A-Z]{2}$"},
-    "name": _TEXT,
-    "transfer_basis": {**_TEXT, "description": "What lets data go there: 'EEA', 'Adequacy decision: ...', or the "
-                                               "entry's transfer mechanism."},
-}, "A location with its name and transfer basis.")
-
-_VERSION = _object({
-    "version": {"type": "integer", "minimum": 1},
-    "announced_at": {"type": "string", "format": "date-time"},
-    "effective_date": {"type": "string", "format": "date"},
-    "sha256": {**_SHA256, "description": "SHA-256 of the version's canonical JSON document."},
-    "url": _URI,
-}, "A published version of the list.")
-
-_ENTRY_FIELDS: dict[str, Any] = {name: _TEXT for name in FIELD_NAMES}
-_ENTRY_FIELDS.update({
-    "data_categories": _TEXTS, "locations": _CODES, "ai_model_provider": {"type": "boolean"},
-    "transfer_mechanism": {"enum": ["", *TRANSFER_MECHANISMS],
-                           "description": "The Chapter V transfer tool's key; empty when none is needed."},
-})
-
-_ENTRY = _object({
-    "id": _TEXT,
-    **_ENTRY_FIELDS,
-    "transfer_mechanism_name": _TEXT,
-    "countries": {"type": "array", "items": _COUNTRY},
-    "depth": {"type": "integer", "minimum": 0, "description": "0 at the top of the chain; a sub-sub-processor "
-                                                             "follows the entry that engages it."},
-    "parent_name": {**_TEXT, "description": "The entry that engages it; empty at the top of the chain."},
-    "listed_since": {**_nullable({"type": "integer", "minimum": 1}),
-                     "description": "The version that added it (or brought it in as a replacement)."},
-}, "One sub-processor: every register field, plus country names and transfer bases.")
-
-_CHANGE = _object({
-    "kind": {"enum": [k.value for k in ChangeKind]},
-    "entry_id": _TEXT, "name": _TEXT, "legal_entity": _TEXT, "address": _TEXT, "contact": _TEXT, "purpose": _TEXT,
-    "processing": _TEXT, "data_categories": _TEXTS, "locations": _CODES,
-    "countries": {"type": "array", "items": _COUNTRY},
-    "transfer_mechanism_name": _TEXT,
-    "ai_model_provider": {"type": "boolean"},
-    "changed_fields": {**_TEXTS, "description": "For 'changed': the labels of the fields that differ."},
-    "replaces": {**_nullable(_TEXT), "description": "For 'replaced': the name of the entry it replaces."},
-    "replaces_entry_id": _nullable(_TEXT),
-}, "One change a version makes, as its notice told it.")
-
-PUBLIC_LIST_SCHEMA: dict[str, Any] = {
-    "$schema": "https://json-schema.org/draft/2020-12/schema",
-    "$id": "urn:dpa-portal:schema:subprocessors-list:1",
-    "title": "Public sub-processor list",
-    **_object({
-        "vendor": _TEXT,
-        "as_of": {"type": "string", "format": "date", "description": "The day the list is for (UTC)."},
-        "version": {**_nullable({"type": "integer", "minimum": 1}),
-                    "description": "The version in force that day; null before the first takes effect."},
-        "sha256": _nullable(_SHA256),
-        "announced_at": _nullable({"type": "string", "format": "date-time"}),
-        "effective_date": _nullable({"type": "string", "format": "date"}),
-        "url": _nullable(_URI),
-        "latest_version": {"type": "integer", "minimum": 0, "description": "The newest published version (0: none)."},
-        "entries": {"type": "array", "items": _ENTRY},
-        "upcoming": {"type": "array", "description": "Versions announced by that day and not yet in force, oldest "
-                                                     "first, with their changes.",
-                     "items": {**_VERSION, "required": [*_VERSION["required"], "summary", "changes"],
-                               "properties": {**_VERSION["properties"], "summary": _TEXT,
-                                              "changes": {"type": "array", "items": _CHANGE}}}},
-        "history": {"type": "array", "items": _VERSION, "description": "Every published version, newest first."},
-        "links": _object({"html": _URI, "atom": _URI, "csv": _URI}, "The same list in other forms."),
-    }, "The sub-processors in force on a day, the changes announced to come, and every published version."),
-}
-
-
 # ---------------------------------------------------------------- /subprocessors.atom
 
 ATOM = "http://www.w3.org/2005/Atom"
@@ -417,47 +323,3 @@ def list_csv(state: PublicList) -> str:
 
 def csv_filename(day: dt.date) -> str:
     return f"subprocessors-{day.isoformat()}.csv"
-
-
-# ---------------------------------------------------------------- the cache of rendered answers
-
-@dataclass(frozen=True)
-class Answer:
-    body: bytes
-    media_type: str
-    last_modified: dt.datetime
-    headers: tuple[tuple[str, str], ...] = ()
-
-    @cached_property
-    def last_modified_header(self) -> str:
-        return format_datetime(self.last_modified, usegmt=True)
-
-
-class AnswerCache:
-    """The ``size`` most recently used answers by key. A publish or a new day makes new keys, so stale answers are
-    never looked up again and simply age out."""
-
-    def __init__(self, size: int = 64) -> None:
-        self.size = size
-        self._items: OrderedDict[str, Answer] = OrderedDict()
-
-    def get(self, key: str) -> Answer | None:
-        answer = self._items.get(key)
-        if answer is not None:
-            self._items.move_to_end(key)
-        return answer
-
-    def put(self, key: str, answer: Answer) -> None:
-        self._items[key] = answer
-        self._items.move_to_end(key)
-        while len(self._items) > self.size:
-            self._items.popitem(last=False)
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-
-def etag_for(key: str) -> str:
-    """A strong ETag for the answer ``key`` names (every visitor gets the same bytes for a key)."""
-    return '"' + hashlib.sha256(key.encode()).hexdigest()[:32] + '"'
-

@@ -16,9 +16,13 @@ per-visitor token: their subscribe box is a plain GET form). So:
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import re
 import time
-from email.utils import parsedate_to_datetime
+from collections import OrderedDict
+from dataclasses import dataclass
+from email.utils import format_datetime, parsedate_to_datetime
+from functools import cached_property
 from urllib.parse import parse_qsl
 
 from sqlalchemy import func, select
@@ -28,7 +32,6 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from portal.db import utcnow
-from portal.subprocessors.feeds import Answer, AnswerCache, etag_for
 from portal.subprocessors.models import ListVersion
 
 RECHECK = 1.0  # seconds a process trusts the newest version number it read
@@ -91,6 +94,49 @@ def request_day(as_of: str, today: dt.date) -> dt.date | None:
 
 def answer_key(*, latest: int, day: dt.date, path: str, query: str) -> str:
     return f"{latest}|{day.isoformat()}|{path}?{query}"
+
+
+# ---------------------------------------------------------------- rendered answers
+
+@dataclass(frozen=True)
+class Answer:
+    body: bytes
+    media_type: str
+    last_modified: dt.datetime
+    headers: tuple[tuple[str, str], ...] = ()
+
+    @cached_property
+    def last_modified_header(self) -> str:
+        return format_datetime(self.last_modified, usegmt=True)
+
+
+class AnswerCache:
+    """The ``size`` most recently used answers by key. A publish or a new day makes new keys, so stale answers are
+    never looked up again and simply age out."""
+
+    def __init__(self, size: int = 64) -> None:
+        self.size = size
+        self._items: OrderedDict[str, Answer] = OrderedDict()
+
+    def get(self, key: str) -> Answer | None:
+        answer = self._items.get(key)
+        if answer is not None:
+            self._items.move_to_end(key)
+        return answer
+
+    def put(self, key: str, answer: Answer) -> None:
+        self._items[key] = answer
+        self._items.move_to_end(key)
+        while len(self._items) > self.size:
+            self._items.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+def etag_for(key: str) -> str:
+    """A strong ETag for the answer ``key`` names (every visitor gets the same bytes for a key)."""
+    return '"' + hashlib.sha256(key.encode()).hexdigest()[:32] + '"'
 
 
 # ---------------------------------------------------------------- conditional answers

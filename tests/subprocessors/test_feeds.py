@@ -18,6 +18,7 @@ from jsonschema import Draft202012Validator, FormatChecker
 from portal.db import utcnow
 from portal.subprocessors import feeds, public_cache
 from portal.subprocessors.entries import FIELD_NAMES
+from portal.subprocessors.feed_schema import PUBLIC_LIST_SCHEMA
 from tests.subprocessors.support import entry_data, publish, vendor_legal
 from tests.subprocessors.test_public_pages import three_versions
 
@@ -27,7 +28,7 @@ PUBLIC_URLS = ("/subprocessors", "/subprocessors.json", "/subprocessors.atom", "
 
 
 def valid(document: dict) -> dict:
-    Draft202012Validator(feeds.PUBLIC_LIST_SCHEMA, format_checker=FormatChecker()).validate(document)
+    Draft202012Validator(PUBLIC_LIST_SCHEMA, format_checker=FormatChecker()).validate(document)
     return document
 
 
@@ -37,7 +38,7 @@ def parse_feed(content: bytes) -> ET.Element:
 
 
 def test_the_schema_is_a_valid_draft_2020_12_schema():
-    Draft202012Validator.check_schema(feeds.PUBLIC_LIST_SCHEMA)
+    Draft202012Validator.check_schema(PUBLIC_LIST_SCHEMA)
 
 
 # ---------------------------------------------------------------- JSON
@@ -280,8 +281,8 @@ async def test_a_cached_answer_is_given_before_the_session_layers(app, world):
 
 
 def test_the_cache_keeps_the_most_recently_used_answers():
-    cache = feeds.AnswerCache(size=3)
-    answer = feeds.Answer(b"x", "text/plain", utcnow())
+    cache = public_cache.AnswerCache(size=3)
+    answer = public_cache.Answer(b"x", "text/plain", utcnow())
     for key in "abc":
         cache.put(key, answer)
     assert cache.get("a") is answer  # now the most recently used
