@@ -41,7 +41,7 @@ def test_every_python_package_is_listed_in_pyproject():
     }
     missing = sorted(on_disk - listed)
     assert not missing, f"add {missing} to [tool.setuptools] packages in pyproject.toml"
-    assert listed - on_disk == {"portal.resources.templates"}
+    assert listed - on_disk == {"portal.resources.templates", "portal.resources.dpa_templates"}
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +52,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[zipfile.ZipFile]
                                     "node_modules", ".*_cache")
     for name in ("pyproject.toml", "README.md"):
         shutil.copy2(ROOT / name, source / name)
-    for name in ("portal", "templates"):
+    for name in ("portal", "templates", "dpa_templates"):
         shutil.copytree(ROOT / name, source / name, ignore=ignore)
     out = tmp_path_factory.mktemp("wheel")
     built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--wheel-dir", str(out),
@@ -73,6 +73,7 @@ def test_wheel_contains_code_templates_static_files_and_migrations(wheel):
         *(p.relative_to(ROOT).as_posix() for p in files_under(ROOT / "portal/static")),
         *(p.relative_to(ROOT).as_posix() for p in files_under(ROOT / "portal") if p.suffix == ".py"),
         "portal/migrations/script.py.mako",
+        "portal/resources/dpa_templates/default_dpa.txt",
     }
     assert f"{PACKAGED_TEMPLATES}/base.html" in expected
     assert "portal/migrations/versions/0001_initial_schema.py" in expected
@@ -171,6 +172,6 @@ def test_dockerfile_healthcheck_uses_python_not_curl():
 def test_docker_context_keeps_what_the_build_needs():
     ignored = {line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()
                if line.strip() and not line.startswith("#")}
-    for needed in ("pyproject.toml", "README.md", "portal", "templates"):
+    for needed in ("pyproject.toml", "README.md", "portal", "templates", "dpa_templates"):
         assert needed not in ignored
     assert {".git", ".venv*", "var", "node_modules"} <= ignored
