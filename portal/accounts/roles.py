@@ -73,12 +73,14 @@ class Permission(enum.StrEnum):
     MANAGE_AGREEMENTS = "manage_agreements"  # record and end clients' agreements
     MANAGE_SUBPROCESSORS = "manage_subprocessors"  # draft and publish the registry, resolve objections
     RESPOND_TO_CHANGES = "respond_to_changes"  # a client approves of or objects to sub-processor changes
+    MANAGE_TEMPLATES = "manage_templates"  # upload, publish and discard DPA template versions
 
 
 _GRANTS: dict[Role, frozenset[Permission]] = {
     Role.OWNER: frozenset(Permission),
     Role.LEGAL: frozenset({Permission.MANAGE_CLIENTS, Permission.VIEW_CLIENTS, Permission.VIEW_AUDIT,
-                           Permission.MANAGE_SSO, Permission.MANAGE_AGREEMENTS, Permission.MANAGE_SUBPROCESSORS}),
+                           Permission.MANAGE_SSO, Permission.MANAGE_AGREEMENTS, Permission.MANAGE_SUBPROCESSORS,
+                           Permission.MANAGE_TEMPLATES}),
     Role.SECURITY: frozenset({Permission.VIEW_CLIENTS, Permission.VIEW_AUDIT, Permission.MANAGE_SSO}),
     Role.VIEWER: frozenset({Permission.VIEW_CLIENTS, Permission.VIEW_AUDIT}),
     Role.ADMIN: frozenset({Permission.MANAGE_MEMBERS, Permission.MANAGE_SSO, Permission.MANAGE_TOKENS,
