@@ -27,6 +27,7 @@ from portal.agreements.routes import routes as agreement_routes
 from portal.api.routes import routes as api_routes
 from portal.audit.routes import routes as audit_routes
 from portal.db import make_engine, make_sessionmaker
+from portal.dpa.routes import routes as dpa_template_routes
 from portal.notifications.mail import Mailer
 from portal.notifications.public_routes import routes as public_notice_routes
 from portal.notifications.routes import routes as notice_routes
@@ -64,6 +65,7 @@ def all_routes() -> list[BaseRoute]:
         *agreement_routes,
         *registry_routes,
         *objection_routes,
+        *dpa_template_routes,
         *subprocessor_client_routes,
         *subprocessor_public_routes,
     ]

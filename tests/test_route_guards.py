@@ -9,11 +9,14 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import docx
 import pytest
 from sqlalchemy import func, select
 from starlette.routing import Mount, Route
@@ -26,6 +29,7 @@ from portal.actors import Actor
 from portal.agreements import service as agreements
 from portal.app import all_routes
 from portal.audit.models import AuditEvent
+from portal.dpa.models import TemplateVersion
 from portal.notifications import catalog
 from portal.notifications.models import WebhookEndpoint
 from portal.notifications.service import notify
@@ -98,12 +102,21 @@ async def make_victim(world: World, db: Any) -> Victim:
     await world.commit()
     extra: dict[str, Any] = {"session_id": hash_token(login_token), "token_id": token.id,
                              "sso_provider_id": provider.id, "webhook_endpoint_id": endpoint.id,
-                             "notice_id": notice.id, **await _victim_subprocessor_objects(world, db, org)}
+                             "notice_id": notice.id, **await _victim_contract_objects(world, db, org)}
     return Victim(org, admin, colleague, invitation, extra)
 
 
-async def _victim_subprocessor_objects(world: World, db: Any, org: Organisation) -> dict[str, Any]:
-    """An agreement, a published version with the victim's authorisation of its change, and an objection."""
+def _docx(text: str) -> bytes:
+    document = docx.Document()
+    document.add_paragraph(text)
+    buffer = io.BytesIO()
+    document.save(buffer)
+    return buffer.getvalue()
+
+
+async def _victim_contract_objects(world: World, db: Any, org: Organisation) -> dict[str, Any]:
+    """An agreement, a published list version with the victim's authorisation of its change, an objection, and a
+    draft DPA template version (vendor-wide: its pages do not exist for clients at all)."""
     system = Actor.system("test")
     agreement = await agreements.record_agreement(db, actor=system, org=org, data=agreements.AgreementInput(
         reference="Victim DPA", signed_on="2025-01-01", authorisation="general", notice_days=""))
@@ -114,13 +127,22 @@ async def _victim_subprocessor_objects(world: World, db: Any, org: Organisation)
     objection = Objection(org_id=org.id, authorisation_id=authorisation.id, reason="Victim's secret reason",
                           lodged_by="user:admin@victim.example")
     db.add(objection)
+    # Stored directly: the upload path (validation, a test render in a child process) has tests of its own.
+    data = _docx("Victim Bank Secret Name terms for {{ client.name }}")
+    template = TemplateVersion(filename="victim.docx", docx=data, sha256=hashlib.sha256(data).hexdigest(),
+                               placeholders=["client.name"], uploaded_by="user:admin@victim.example")
+    db.add(template)
     await world.commit()
-    return {"agreement_id": agreement.id, "version_number": version.number, "entry_id": draft.entry_id,
-            "authorisation_id": authorisation.id, "objection_id": objection.id}
+    return {"template_version_id": template.id, "agreement_id": agreement.id, "version_number": version.number,
+            "entry_id": draft.entry_id, "authorisation_id": authorisation.id, "objection_id": objection.id}
 
 
 def _endpoint_url(action: str) -> Callable[[Victim], str]:
     return lambda v: f"/orgs/{v.org.id}/webhooks/{v.extra['webhook_endpoint_id']}{action}"
+
+
+def _template_version_url(action: str) -> Callable[[Victim], str]:
+    return lambda v: f"/templates/versions/{v.extra['template_version_id']}{action}"
 
 
 # How to reach each object-naming route for the victim's objects. Later capabilities add theirs here.
@@ -161,6 +183,8 @@ OBJECT_ROUTES: dict[str, Callable[[Victim], str]] = {
     "/orgs/{org_id}/agreements": lambda v: f"/orgs/{v.org.id}/agreements",
     "/orgs/{org_id}/agreements/{agreement_id}/end":
         lambda v: f"/orgs/{v.org.id}/agreements/{v.extra['agreement_id']}/end",
+    **{f"/templates/versions/{{version_id}}{action}": _template_version_url(action)
+       for action in ("", "/download", "/publish", "/discard")},
     "/orgs/{org_id}/subprocessors/changes/{authorisation_id}/object":
         lambda v: f"/orgs/{v.org.id}/subprocessors/changes/{v.extra['authorisation_id']}/object",
     "/orgs/{org_id}/subprocessors/changes/{authorisation_id}/approve":
