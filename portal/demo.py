@@ -27,6 +27,7 @@ from portal.accounts.service import (
 from portal.actors import Actor
 from portal.agreements import service as agreements
 from portal.db import utcnow
+from portal.dpa import templates
 from portal.notifications import catalog
 from portal.notifications.catalog import Topic
 from portal.notifications.models import PublicSubscriber, SubscriberStatus
@@ -102,6 +103,7 @@ async def load_demo(session: AsyncSession, base_url: str = "http://127.0.0.1:800
         clients.append(org)
     await _notices(session, actor, clients, base_url)
     await _subprocessors(session, actor, clients, base_url)
+    await _dpa_template(session, actor)
     return login_lines()
 
 
@@ -211,3 +213,10 @@ async def _member(session: AsyncSession, org: Organisation, email: str) -> Actor
     membership = await membership_of(session, org=org, user_id=user.id)
     assert membership is not None
     return Actor.for_member(membership)
+
+
+async def _dpa_template(session: AsyncSession, actor: Actor) -> None:
+    """The default DPA shipped with the portal, published as the vendor's first template version."""
+    draft = await templates.upload_default(session, actor=actor)
+    await templates.publish(session, actor=actor, version_id=str(draft.id),
+                            changelog="Our data processing agreement, based on the Commission's Art. 28(7) clauses.")

@@ -11,6 +11,7 @@ from portal.agreements.models import Agreement
 from portal.audit.models import AuditEvent
 from portal.cli import main
 from portal.demo import CLIENTS, DEMO_PASSWORD, VENDOR_STAFF
+from portal.dpa.models import TemplateVersion
 from portal.notifications.models import Delivery, Notice
 from portal.security import verify_password
 from portal.subprocessors.models import ChangeAuthorisation, ListVersion, Objection
@@ -84,7 +85,7 @@ async def test_audit_verify_reports_an_intact_chain(cli_env, db, capsys):
     assert "Audit trail intact" in capsys.readouterr().out
 
 
-async def test_demo_has_a_list_in_force_an_upcoming_change_and_an_objection(cli_env, db, capsys):
+async def test_demo_has_a_list_an_upcoming_change_an_objection_and_a_published_template(cli_env, db, capsys):
     await run_cli(["demo"])
     today = dt.datetime.now(dt.UTC).date()
     versions = (await db.execute(select(ListVersion).order_by(ListVersion.number))).scalars().all()
@@ -98,3 +99,5 @@ async def test_demo_has_a_list_in_force_an_upcoming_change_and_an_objection(cli_
     first = {state for _org, version, state in states if version == versions[0].id}
     assert first == {"authorised", "deemed_authorised"}  # specific authorisation approved, general by silence
     assert await db.scalar(select(func.count()).select_from(Agreement)) == len(CLIENTS)
+    [template] = (await db.execute(select(TemplateVersion))).scalars().all()
+    assert (template.number, template.filename) == (1, "default_dpa.docx")
