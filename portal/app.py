@@ -27,6 +27,7 @@ from portal.agreements.routes import routes as agreement_routes
 from portal.api.routes import routes as api_routes
 from portal.audit.routes import routes as audit_routes
 from portal.db import make_engine, make_sessionmaker
+from portal.dpa.render import close_render_workers
 from portal.dpa.routes import routes as dpa_template_routes
 from portal.notifications.mail import Mailer
 from portal.notifications.public_routes import routes as public_notice_routes
@@ -95,6 +96,7 @@ def create_app(settings: Settings, *, mailer: Mailer | None = None, engine: Asyn
                 await worker
             if owns_engine:
                 await engine.dispose()
+            close_render_workers()
 
     public_answers = PublicAnswers(engine)
     app = Starlette(

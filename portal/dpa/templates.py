@@ -54,7 +54,8 @@ async def upload(session: AsyncSession, *, actor: Actor, filename: str, data: by
     """Store ``data`` as a draft version once it is a safe DOCX using only catalog placeholders and it renders."""
     require_template_manager(actor)
     checked = validate_docx(data, allowed=fields.allowed_names(), loops=fields.loop_bindings())
-    await render_docx_async(checked.data, fields.demo_context())  # raises RenderError with the reason
+    # An untrusted upload renders in a process of its own; published templates use the shared workers.
+    await render_docx_async(checked.data, fields.demo_context(), fresh=True)  # raises RenderError with the reason
     version = TemplateVersion(status=TemplateStatus.DRAFT, filename=_filename(filename), docx=checked.data,
                               sha256=checked.sha256, placeholders=list(checked.placeholders),
                               uploaded_by=actor.label)

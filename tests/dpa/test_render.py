@@ -1,17 +1,42 @@
-"""Rendering DOCX templates: tags split by Word, row loops, literal XML characters, and the child's limits."""
+"""Rendering DOCX templates: tags split by Word, row loops, literal XML characters, the child's limits, and the
+persistent workers (reused, replaced after a failure, sandboxed environment, compiled templates kept apart)."""
 
 from __future__ import annotations
 
+import asyncio
 import io
+import os
 import zipfile
+from collections.abc import Iterator
+from pathlib import Path
 
 import docx
 import pytest
 
-from portal.dpa.render import RenderError, RenderLimits, docx_text, render_docx, render_docx_async
+from portal.dpa.render import (
+    RenderError,
+    RenderLimits,
+    close_render_workers,
+    docx_text,
+    render_docx,
+    render_docx_async,
+    render_worker_pids,
+)
+from portal.dpa.render_pool import RenderPool, child_environment
+from portal.dpa.render_worker import CompiledTemplates, render_in_process
 
 MiB = 1 << 20
 CONTEXT = {"client": {"name": "Acme Logistics SE", "address": "Am Sandtorkai 50\nHamburg"}, "notice_days": 30}
+LOOPS = "{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}"
+BOMB = "{{ 'x' * 2000000000 }}"
+
+
+@pytest.fixture(autouse=True)
+def no_workers_left() -> Iterator[None]:
+    """Each test starts and ends without render workers, so pids compare within one test only."""
+    close_render_workers()
+    yield
+    close_render_workers()
 
 
 def save(document: docx.document.Document) -> bytes:
@@ -102,34 +127,167 @@ def test_the_sandbox_refuses_escapes_even_in_a_template_that_skipped_validation(
     assert "__init__" in caught.value.message
 
 
-def test_a_template_that_loops_too_long_is_stopped_by_the_deadline():
-    data = template("{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}")
-
+@pytest.mark.parametrize("fresh", [False, True], ids=["worker", "fresh"])
+def test_a_template_that_loops_too_long_is_stopped_by_the_deadline(fresh):
     with pytest.raises(RenderError) as caught:
-        render_docx(data, {}, limits=RenderLimits(seconds=1.5))
+        render_docx(template(LOOPS), {}, limits=RenderLimits(seconds=1.5), fresh=fresh)
 
     assert caught.value.reason == "timeout"
     assert caught.value.message.startswith("Rendering was stopped after 1.5 seconds")
 
 
-def test_a_template_that_allocates_hugely_is_stopped_by_the_memory_limit():
-    data = template("{{ 'x' * 2000000000 }}")
-
+@pytest.mark.parametrize("fresh", [False, True], ids=["worker", "fresh"])
+def test_a_template_that_allocates_hugely_is_stopped_by_the_memory_limit(fresh):
     with pytest.raises(RenderError) as caught:
-        render_docx(data, {}, limits=RenderLimits(memory_bytes=256 * MiB))
+        render_docx(template(BOMB), {}, limits=RenderLimits(memory_bytes=256 * MiB), fresh=fresh)
 
     assert caught.value.reason == "memory"
     assert "needs more memory than allowed (256 MiB)" in caught.value.message
 
 
-async def test_the_async_wrapper_renders_and_keeps_its_limits():
-    rendered = await render_docx_async(template("Hello {{ client.name }}"), CONTEXT)
+@pytest.mark.parametrize("fresh", [False, True], ids=["worker", "fresh"])
+async def test_the_async_wrapper_renders_and_keeps_its_limits(fresh):
+    rendered = await render_docx_async(template("Hello {{ client.name }}"), CONTEXT, fresh=fresh)
     assert docx_text(rendered) == ["Hello Acme Logistics SE"]
 
     with pytest.raises(RenderError) as caught:
-        await render_docx_async(template("{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}"
-                                         "{% endfor %}"), {}, limits=RenderLimits(seconds=1))
+        await render_docx_async(template(LOOPS), {}, limits=RenderLimits(seconds=1), fresh=fresh)
     assert caught.value.reason == "timeout"
+
+
+async def test_a_fresh_render_leaves_no_worker_behind():
+    await render_docx_async(template("Hello {{ client.name }}"), CONTEXT, fresh=True)
+
+    assert render_worker_pids() == []
+
+
+async def test_a_worker_is_reused_between_renders_and_keeps_no_data_of_the_previous_one():
+    data = template("Hello {{ client.name }}")
+
+    first = await render_docx_async(data, CONTEXT)
+    (pid,) = render_worker_pids()
+    second = await render_docx_async(data, {"client": {"name": "Nordwind Freight AB"}})
+
+    assert render_worker_pids() == [pid]
+    assert docx_text(first) == ["Hello Acme Logistics SE"]
+    assert docx_text(second) == ["Hello Nordwind Freight AB"]
+
+
+@pytest.mark.parametrize(("body", "limits", "reason"), [
+    (LOOPS, RenderLimits(seconds=1.5), "timeout"),
+    (BOMB, RenderLimits(memory_bytes=256 * MiB), "memory"),
+    ("Dear {{ client.name }}", RenderLimits(), "template"),
+    ("{{ cycler.__init__.__globals__ }}", RenderLimits(), "template"),
+], ids=["deadline", "memory", "missing-value", "sandbox"])
+async def test_a_worker_that_fails_is_replaced_and_the_next_render_works(body, limits, reason):
+    await render_docx_async(template("Warm up"), {}, limits=limits)
+    (before,) = render_worker_pids()
+
+    with pytest.raises(RenderError) as caught:
+        await render_docx_async(template(body), {"client": {}}, limits=limits)
+    assert caught.value.reason == reason
+    assert render_worker_pids() == []
+    with pytest.raises(ProcessLookupError):
+        os.kill(before, 0)  # killed and reaped, not left running
+
+    rendered = await render_docx_async(template("Hello {{ client.name }}"), CONTEXT, limits=limits)
+    assert docx_text(rendered) == ["Hello Acme Logistics SE"]
+    (after,) = render_worker_pids()
+    assert after != before
+
+
+async def test_concurrent_renders_each_get_their_own_content():
+    data = template("Client {{ client.name }}", "Notice {{ notice_days }} days")
+    contexts = [{"client": {"name": f"Client {n}"}, "notice_days": n} for n in range(1, 6)]
+
+    rendered = await asyncio.gather(*(render_docx_async(data, context) for context in contexts))
+
+    assert [docx_text(document) for document in rendered] == [
+        [f"Client Client {n}", f"Notice {n} days"] for n in range(1, 6)]
+
+
+async def test_a_cancelled_render_kills_its_worker_and_the_next_one_works():
+    task = asyncio.create_task(render_docx_async(template(LOOPS), {}, limits=RenderLimits(seconds=30)))
+    for _ in range(200):  # until the pool has started the worker for it (polling: it runs in another thread)
+        if render_worker_pids():
+            break
+        await asyncio.sleep(0.05)
+    (pid,) = render_worker_pids()
+
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+    rendered = await render_docx_async(template("Hello {{ client.name }}"), CONTEXT)
+    assert docx_text(rendered) == ["Hello Acme Logistics SE"]
+    assert pid not in render_worker_pids()
+
+
+def test_a_worker_is_replaced_after_its_share_of_renders():
+    pool = RenderPool(size=1, renders_per_worker=2)
+    data = template("Hello {{ client.name }}")
+    try:
+        pool.render(data, CONTEXT, RenderLimits())
+        (first,) = pool.pids()
+        pool.render(data, CONTEXT, RenderLimits())
+        assert pool.pids() == []  # retired after its second render
+
+        pool.render(data, CONTEXT, RenderLimits())
+        assert pool.pids() not in ([], [first])
+    finally:
+        pool.close()
+
+
+def test_a_template_sees_nothing_another_template_set_up_in_the_same_worker():
+    render_docx(template("{% set secret = client.name %}{{ secret }}"), CONTEXT)
+    (pid,) = render_worker_pids()
+
+    with pytest.raises(RenderError) as caught:
+        render_docx(template("Leaked: {{ secret }}{{ client.name }}"), {})
+
+    assert "'secret' is undefined" in caught.value.message
+    assert pid not in render_worker_pids()
+
+
+def test_compiled_templates_are_kept_per_template_bytes_least_recently_used_first_out():
+    cache = CompiledTemplates(capacity=2)
+    a, b, c = (template(f"{name} {{{{ client.name }}}}") for name in "ABC")
+
+    assert docx_text(render_in_process(a, CONTEXT, cache=cache)) == ["A Acme Logistics SE"]
+    render_in_process(b, CONTEXT, cache=cache)
+    render_in_process(a, CONTEXT, cache=cache)  # a is now the most recently used
+    render_in_process(c, CONTEXT, cache=cache)
+
+    assert (a in cache, b in cache, c in cache) == (True, False, True)
+    assert cache.of(a) is cache.of(bytes(a))
+    assert cache.of(a).environment is not cache.of(c).environment
+    assert docx_text(render_in_process(a, {"client": {"name": "Other"}}, cache=cache)) == ["A Other"]
+
+
+def test_workers_start_with_an_empty_environment(monkeypatch):
+    monkeypatch.setenv("PORTAL_SECRET_KEY", "must-not-reach-the-renderer")
+    monkeypatch.setenv("PORTAL_DATABASE_URL", "postgresql://user:password@db/portal")
+
+    assert not any(name.startswith("PORTAL_") for name in child_environment())
+    render_docx(template("Hello"), {})
+    (pid,) = render_worker_pids()
+    environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    names = sorted(entry.split(b"=", 1)[0].decode() for entry in environ if entry)
+
+    assert names == sorted(child_environment())
+    assert b"must-not-reach" not in b"".join(environ)
+
+
+def test_closing_the_workers_kills_them_and_the_next_render_starts_one():
+    render_docx(template("Hello"), {})
+    (pid,) = render_worker_pids()
+
+    close_render_workers()
+
+    assert render_worker_pids() == []
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+    assert docx_text(render_docx(template("Again"), {})) == ["Again"]
 
 
 def test_docx_text_reads_paragraphs_and_table_cells_in_order():
