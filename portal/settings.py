@@ -49,6 +49,10 @@ SETTINGS: tuple[SettingSpec, ...] = (
                 "so on the embedded SQLite database, `on`/`off` decide explicitly (run `portal worker` otherwise)."),
     SettingSpec("PORTAL_SUBPROCESSOR_NOTICE_DAYS", "30", "Days of notice before a sub-processor change takes effect, "
                 "for clients whose agreement sets no period of its own (their objection window)."),
+    SettingSpec("PORTAL_SEAL_KEY_FILE", "(generated into <PORTAL_DATA_DIR>/seal_key.pem)", "The vendor's ECDSA "
+                "P-256 private key (unencrypted PKCS#8 PEM) that seals executed agreements; it must exist when set."),
+    SettingSpec("PORTAL_SEAL_CERT_FILE", "(self-signed, <PORTAL_DATA_DIR>/seal_cert.pem)", "The certificate (PEM) "
+                "for that key; when unset, a self-signed certificate is created in the data dir."),
     SettingSpec("PORTAL_LOGIN_MAX_FAILURES", "5", "Failed logins per account (or per address) in 15 minutes before "
                 "further attempts are refused."),
 )
@@ -79,6 +83,8 @@ class Settings:
     subprocessor_notice_days: int = 30
     webhook_allow_private: bool = False
     inprocess_worker: str = "auto"
+    seal_key_file: Path | None = None
+    seal_cert_file: Path | None = None
 
     @property
     def is_sqlite(self) -> bool:
@@ -124,6 +130,8 @@ class Settings:
             subprocessor_notice_days=_int(env, "PORTAL_SUBPROCESSOR_NOTICE_DAYS", 30),
             webhook_allow_private=env.get("PORTAL_WEBHOOK_ALLOW_PRIVATE", "false").strip().lower() in _TRUE,
             inprocess_worker=_choice(env, "PORTAL_INPROCESS_WORKER", ("auto", "on", "off")),
+            seal_key_file=_path(env, "PORTAL_SEAL_KEY_FILE"),
+            seal_cert_file=_path(env, "PORTAL_SEAL_CERT_FILE"),
         )
 
 
@@ -138,6 +146,11 @@ def _int(env: dict[str, str], name: str, default: int) -> int:
     if value <= 0:
         raise SettingsError(f"{name} must be positive")
     return value
+
+
+def _path(env: dict[str, str], name: str) -> Path | None:
+    raw = env.get(name, "").strip()
+    return Path(raw).resolve() if raw else None
 
 
 def _choice(env: dict[str, str], name: str, allowed: tuple[str, ...]) -> str:

@@ -139,7 +139,7 @@ def publish_problems(entry: Entry) -> dict[str, str]:
 
 def canonical_bytes(document: Mapping[str, Any]) -> bytes:
     """The bytes a version's SHA-256 is taken over: sorted keys, no insignificant whitespace, UTF-8."""
-    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
 
 
 def sha256_of(document: Mapping[str, Any]) -> str:
