@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from portal.errors import Forbidden
+from portal.errors import Forbidden, NotFound
 
 if TYPE_CHECKING:
     import uuid
@@ -43,6 +43,15 @@ class Actor:
         """Raise 403 unless the actor holds ``permission``."""
         if not self.can(permission):
             raise Forbidden()
+
+    def require_vendor(self, permission: Permission) -> None:
+        """Vendor staff holding ``permission`` (403 without it); anyone outside the vendor gets 404, since vendor
+        pages and actions do not exist for clients. Trusted actors (command line, system) pass."""
+        if self.trusted:
+            return
+        if self.org is None or not self.org.is_vendor:
+            raise NotFound()
+        self.require(permission)
 
     @classmethod
     def for_member(cls, membership: Membership, *, ip: str = "") -> Actor:

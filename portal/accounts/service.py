@@ -107,9 +107,7 @@ async def create_client_org(session: AsyncSession, *, actor: Actor, name: str) -
 
 async def client_orgs(session: AsyncSession, *, actor: Actor) -> list[tuple[Organisation, int]]:
     """Every client organisation with its number of members (vendor staff only)."""
-    if actor.org is None or not actor.org.is_vendor:
-        raise NotFound()
-    actor.require(Permission.VIEW_CLIENTS)
+    actor.require_vendor(Permission.VIEW_CLIENTS)
     counts = (
         select(Membership.org_id, func.count(Membership.id).label("members"))
         .group_by(Membership.org_id).subquery()

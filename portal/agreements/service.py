@@ -62,18 +62,10 @@ def _checked(data: AgreementInput) -> tuple[str, dt.date, Authorisation, int | N
     return reference, signed_on, authorisation, notice_days
 
 
-def _require_vendor_manager(actor: Actor) -> None:
-    if actor.trusted:
-        return
-    if actor.org is None or not actor.org.is_vendor:
-        raise NotFound()
-    actor.require(Permission.MANAGE_AGREEMENTS)
-
-
 async def record_agreement(session: AsyncSession, *, actor: Actor, org: Organisation,
                            data: AgreementInput) -> Agreement:
     """Record an agreement signed outside the portal; it replaces the client's active one, if any."""
-    _require_vendor_manager(actor)
+    actor.require_vendor(Permission.MANAGE_AGREEMENTS)
     if org.is_vendor:
         raise NotFound()
     reference, signed_on, authorisation, notice_days = _checked(data)
@@ -103,7 +95,7 @@ async def _end(session: AsyncSession, *, actor: Actor, agreement: Agreement, rea
 async def end_agreement(session: AsyncSession, *, actor: Actor, org: Organisation, agreement_id: str,
                         reason: str) -> Agreement:
     """End a client's active agreement (vendor staff), with the reason kept."""
-    _require_vendor_manager(actor)
+    actor.require_vendor(Permission.MANAGE_AGREEMENTS)
     agreement = await get_scoped(session, Agreement, agreement_id, org)
     if agreement.status is not AgreementStatus.ACTIVE:
         raise InvalidInput("This agreement has already ended.")

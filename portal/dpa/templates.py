@@ -29,22 +29,6 @@ MAX_CHANGELOG = 4000
 DEFAULT_FILENAME = "default_dpa.docx"
 
 
-def require_template_manager(actor: Actor) -> None:
-    if actor.trusted:
-        return
-    if actor.org is None or not actor.org.is_vendor:
-        raise NotFound()
-    actor.require(Permission.MANAGE_TEMPLATES)
-
-
-def require_vendor_staff(actor: Actor) -> None:
-    if actor.trusted:
-        return
-    if actor.org is None or not actor.org.is_vendor:
-        raise NotFound()
-    actor.require(Permission.VIEW_CLIENTS)
-
-
 def _filename(raw: str) -> str:
     name = raw.replace("\\", "/").rsplit("/", 1)[-1].strip()[:255]
     return name or "template.docx"
@@ -52,7 +36,7 @@ def _filename(raw: str) -> str:
 
 async def upload(session: AsyncSession, *, actor: Actor, filename: str, data: bytes) -> TemplateVersion:
     """Store ``data`` as a draft version once it is a safe DOCX using only catalog placeholders and it renders."""
-    require_template_manager(actor)
+    actor.require_vendor(Permission.MANAGE_TEMPLATES)
     checked = validate_docx(data, allowed=fields.allowed_names(), loops=fields.loop_bindings())
     # An untrusted upload renders in a process of its own; published templates use the shared workers.
     await render_docx_async(checked.data, fields.demo_context(), fresh=True)  # raises RenderError with the reason
@@ -73,7 +57,7 @@ async def upload_default(session: AsyncSession, *, actor: Actor) -> TemplateVers
 
 
 async def version_of(session: AsyncSession, *, actor: Actor, version_id: uuid.UUID | str) -> TemplateVersion:
-    require_vendor_staff(actor)
+    actor.require_vendor(Permission.VIEW_CLIENTS)
     try:
         key = version_id if isinstance(version_id, uuid.UUID) else uuid.UUID(str(version_id))
     except ValueError:
@@ -86,7 +70,7 @@ async def version_of(session: AsyncSession, *, actor: Actor, version_id: uuid.UU
 
 async def versions(session: AsyncSession, *, actor: Actor) -> list[TemplateVersion]:
     """Drafts first (newest first), then published versions, newest first."""
-    require_vendor_staff(actor)
+    actor.require_vendor(Permission.VIEW_CLIENTS)
     rows = (await session.execute(select(TemplateVersion).order_by(
         TemplateVersion.number.is_(None).desc(), TemplateVersion.number.desc(), TemplateVersion.uploaded_at.desc(),
     ))).scalars().all()
@@ -102,7 +86,7 @@ async def latest_published(session: AsyncSession) -> TemplateVersion | None:
 
 async def publish(session: AsyncSession, *, actor: Actor, version_id: str, changelog: str) -> TemplateVersion:
     """Publish a draft as the next numbered version, with what changed and why."""
-    require_template_manager(actor)
+    actor.require_vendor(Permission.MANAGE_TEMPLATES)
     version = await version_of(session, actor=actor, version_id=version_id)
     if version.status is TemplateStatus.PUBLISHED:
         raise InvalidInput(f"This is already published as version {version.number}.")
@@ -125,7 +109,7 @@ async def publish(session: AsyncSession, *, actor: Actor, version_id: str, chang
 
 
 async def discard(session: AsyncSession, *, actor: Actor, version_id: str) -> None:
-    require_template_manager(actor)
+    actor.require_vendor(Permission.MANAGE_TEMPLATES)
     version = await version_of(session, actor=actor, version_id=version_id)
     if version.status is TemplateStatus.PUBLISHED:
         raise InvalidInput(f"Version {version.number} is published; published versions are kept as evidence.")

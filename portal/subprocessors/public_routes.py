@@ -55,9 +55,9 @@ async def _answer(request: Request, *, latest: int, day: dt.date, build: Build) 
     key = public_cache.answer_key(latest=latest, day=day, path=request.scope["path"],
                                   query=request.scope["query_string"].decode("latin-1"))
     answer = answers.cache.get(key)
-    if answer is None and public_cache.not_modified(request.headers, public_cache.etag_for(key), None):
-        return Response(status_code=304, headers={"ETag": public_cache.etag_for(key),
-                                                  "Cache-Control": public_cache.CACHE_CONTROL})
+    etag = public_cache.etag_for(key)
+    if answer is None and public_cache.not_modified(request.headers, etag, None):  # the client has it: no render
+        return Response(status_code=304, headers={"ETag": etag, "Cache-Control": public_cache.CACHE_CONTROL})
     if answer is None:
         body, media_type, extra = await build(session)
         modified = feeds.modified_at(await feeds.announced_at(session, latest), day, utcnow())

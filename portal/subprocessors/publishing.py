@@ -25,7 +25,7 @@ from portal.actors import Actor
 from portal.agreements import service as agreements
 from portal.agreements.models import Agreement
 from portal.db import after_commit, utcnow
-from portal.errors import InvalidInput, NotFound
+from portal.errors import InvalidInput
 from portal.notifications import catalog
 from portal.notifications.service import notify
 from portal.subprocessors import public_cache, registry
@@ -40,21 +40,12 @@ from portal.subprocessors.entries import (
 )
 from portal.subprocessors.models import ChangeAuthorisation, ChangeKind, DraftChange, DraftKind, ListVersion
 
-
-def require_registry_manager(actor: Actor) -> None:
-    if actor.trusted:
-        return
-    if actor.org is None or not actor.org.is_vendor:
-        raise NotFound()
-    actor.require(Permission.MANAGE_SUBPROCESSORS)
-
-
 # ---------------------------------------------------------------- drafts
 
 async def draft_entry(session: AsyncSession, *, actor: Actor, raw: Mapping[str, Any], entry_id: str | None = None,
                       replaces: str | None = None, strict: bool = False) -> DraftChange:
     """Draft an addition (no ids), a change of ``entry_id``, or a new entry replacing ``replaces``."""
-    require_registry_manager(actor)
+    actor.require_vendor(Permission.MANAGE_SUBPROCESSORS)
     copy = await registry.working_copy(session)
     if entry_id is not None and replaces is not None:
         raise ValueError("an entry is either changed or replaced")
@@ -105,7 +96,7 @@ def _refuse_loop(copy: registry.WorkingCopy, entry: Entry) -> None:
 
 async def draft_removal(session: AsyncSession, *, actor: Actor, entry_id: str) -> DraftChange:
     """Draft the removal of a published entry (its sub-processors in the chain must go first or with it)."""
-    require_registry_manager(actor)
+    actor.require_vendor(Permission.MANAGE_SUBPROCESSORS)
     copy = await registry.working_copy(session)
     target = copy.find(entry_id)
     if target.published is None:
@@ -131,7 +122,7 @@ async def draft_removal(session: AsyncSession, *, actor: Actor, entry_id: str) -
 
 async def discard_draft(session: AsyncSession, *, actor: Actor, entry_id: str) -> None:
     """Drop the draft of ``entry_id`` (an unpublished addition disappears; a published entry is left as is)."""
-    require_registry_manager(actor)
+    actor.require_vendor(Permission.MANAGE_SUBPROCESSORS)
     copy = await registry.working_copy(session)
     item = copy.find(entry_id)
     draft = item.draft or item.replaced_by
@@ -221,7 +212,7 @@ async def plan(session: AsyncSession, *, default_notice_days: int, now: dt.datet
 async def publish(session: AsyncSession, *, actor: Actor, effective_date: str, summary: str,
                   default_notice_days: int, base_url: str, now: dt.datetime | None = None) -> ListVersion:
     """Publish the drafts as the next version effective on ``effective_date`` (YYYY-MM-DD)."""
-    require_registry_manager(actor)
+    actor.require_vendor(Permission.MANAGE_SUBPROCESSORS)
     now = now or utcnow()
     try:
         effective = dt.date.fromisoformat(effective_date.strip())

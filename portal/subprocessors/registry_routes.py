@@ -8,6 +8,7 @@ message beside its field; the 400 response rolls the transaction back, so nothin
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +20,7 @@ from starlette.routing import BaseRoute, Route
 
 from portal.accounts.roles import Permission
 from portal.actors import Actor
-from portal.errors import InvalidInput, NotFound
+from portal.errors import InvalidInput
 from portal.subprocessors import publishing, registry
 from portal.subprocessors.client_view import places
 from portal.subprocessors.entries import FIELDS, Entry
@@ -28,6 +29,7 @@ from portal.subprocessors.models import KIND_LABELS, DraftKind
 from portal.web import actor_of, db, form_text, read_form, redirect, render, settings_of
 
 REGISTRY = "/registry"
+DraftAction = Callable[..., Awaitable[object]]
 CHECKED = frozenset({"on", "true", "1", "yes"})
 
 
@@ -35,9 +37,7 @@ def vendor_staff(request: Request, permission: Permission = Permission.VIEW_CLIE
     """The vendor staff member acting: anyone else gets 404 (these pages do not exist for clients), and staff
     without ``permission`` 403."""
     actor = actor_of(request)
-    if actor.org is None or not actor.org.is_vendor:
-        raise NotFound()
-    actor.require(permission)
+    actor.require_vendor(permission)
     return actor
 
 
@@ -224,26 +224,24 @@ async def replace(request: Request) -> Response:
     return await _save(request, _replace_mode(item), form, actor, replaces=item.entry["id"])
 
 
-async def remove(request: Request) -> Response:
+async def _draft_action(request: Request, act: DraftAction, done: str) -> Response:
+    """A one-button form on an entry: ``act`` drafts or discards; refused, the registry shows why (400)."""
     await read_form(request)
     actor = vendor_staff(request, Permission.MANAGE_SUBPROCESSORS)
     item = await _item(request)
     try:
-        await publishing.draft_removal(db(request), actor=actor, entry_id=item.entry["id"])
+        await act(db(request), actor=actor, entry_id=item.entry["id"])
     except InvalidInput as exc:
         return await index(request, error=exc, status=400)
-    return redirect(request, REGISTRY, flash=f"{item.entry['name']} is drafted for removal.")
+    return redirect(request, REGISTRY, flash=done.format(name=item.entry["name"]))
+
+
+async def remove(request: Request) -> Response:
+    return await _draft_action(request, publishing.draft_removal, "{name} is drafted for removal.")
 
 
 async def discard(request: Request) -> Response:
-    await read_form(request)
-    actor = vendor_staff(request, Permission.MANAGE_SUBPROCESSORS)
-    item = await _item(request)
-    try:
-        await publishing.discard_draft(db(request), actor=actor, entry_id=item.entry["id"])
-    except InvalidInput as exc:
-        return await index(request, error=exc, status=400)
-    return redirect(request, REGISTRY, flash=f"The draft of {item.entry['name']} is discarded.")
+    return await _draft_action(request, publishing.discard_draft, "The draft of {name} is discarded.")
 
 
 # ---------------------------------------------------------------- publishing

@@ -29,7 +29,6 @@ from portal.errors import InvalidInput, NotFound
 from portal.notifications import catalog
 from portal.notifications.service import notify
 from portal.subprocessors.models import AuthorisationState, ChangeAuthorisation, Objection, Resolution
-from portal.subprocessors.publishing import require_registry_manager
 from portal.tenancy import get_scoped, scoped
 
 MAX_REASON = 5000
@@ -112,7 +111,7 @@ async def approve(session: AsyncSession, *, actor: Actor, org: Organisation, aut
 async def resolve(session: AsyncSession, *, actor: Actor, org: Organisation, objection_id: str, resolution: str,
                   note: str, base_url: str, now: dt.datetime | None = None) -> Objection:
     """Close an objection with its outcome and a note (vendor legal or owner); the client is notified."""
-    require_registry_manager(actor)
+    actor.require_vendor(Permission.MANAGE_SUBPROCESSORS)
     now = now or utcnow()
     objection = await get_scoped(session, Objection, objection_id, org,
                                  joinedload(Objection.authorisation).joinedload(ChangeAuthorisation.version))
@@ -199,9 +198,7 @@ class BoardRow:
 
 async def objections_board(session: AsyncSession, *, actor: Actor, open_only: bool = True) -> list[BoardRow]:
     """Every client's objections for vendor staff, open ones first, oldest first (the vendor's queue)."""
-    if actor.org is None or not actor.org.is_vendor:
-        raise NotFound()
-    actor.require(Permission.VIEW_CLIENTS)
+    actor.require_vendor(Permission.VIEW_CLIENTS)
     statement = (select(Objection).options(
         joinedload(Objection.authorisation).joinedload(ChangeAuthorisation.version),
         joinedload(Objection.authorisation).joinedload(ChangeAuthorisation.org))
@@ -214,9 +211,7 @@ async def objections_board(session: AsyncSession, *, actor: Actor, open_only: bo
 
 async def board_row(session: AsyncSession, *, actor: Actor, org: Organisation, objection_id: str) -> BoardRow:
     """One objection of ``org`` for vendor staff (else 404)."""
-    if actor.org is None or not actor.org.is_vendor:
-        raise NotFound()
-    actor.require(Permission.VIEW_CLIENTS)
+    actor.require_vendor(Permission.VIEW_CLIENTS)
     objection = await get_scoped(session, Objection, objection_id, org, joinedload(Objection.authorisation).options(
         joinedload(ChangeAuthorisation.version), joinedload(ChangeAuthorisation.org)))
     return BoardRow(objection, objection.authorisation, objection.authorisation.org)
