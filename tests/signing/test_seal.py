@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from portal.dpa.seal import (
+from portal.signing.seal import (
     SealKey,
     SealKeyError,
     canonical_json,

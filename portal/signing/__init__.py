@@ -1,0 +1,1 @@
+"""Signing: the ceremony, evidence records and their seal, PDF copies, bundles and verification."""
