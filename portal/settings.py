@@ -53,6 +53,14 @@ SETTINGS: tuple[SettingSpec, ...] = (
                 "P-256 private key (unencrypted PKCS#8 PEM) that seals executed agreements; it must exist when set."),
     SettingSpec("PORTAL_SEAL_CERT_FILE", "(self-signed, <PORTAL_DATA_DIR>/seal_cert.pem)", "The certificate (PEM) "
                 "for that key; when unset, a self-signed certificate is created in the data dir."),
+    SettingSpec("PORTAL_BREACH_TARGET_HOURS", "48", "Hours after becoming aware of a personal data breach within which "
+                "the vendor aims to notify each client, for agreements that set no target of their own."),
+    SettingSpec("PORTAL_NEGOTIABLE_TERMS", "false", "Let client admins set their agreement's notice period, breach "
+                "notice target and sub-processor authorisation option when they fill in its details."),
+    SettingSpec("PORTAL_AUTO_COUNTERSIGN", "", "`Full name, Title` of the vendor's signatory to countersign every "
+                "agreement as soon as the client has signed; empty: vendor legal countersigns each one by hand."),
+    SettingSpec("PORTAL_RESIGN_REMINDER_DAYS", "7", "Days between reminders to clients that have not signed a new "
+                "DPA version of a re-signing campaign."),
     SettingSpec("PORTAL_LOGIN_MAX_FAILURES", "5", "Failed logins per account (or per address) in 15 minutes before "
                 "further attempts are refused."),
 )
@@ -85,6 +93,10 @@ class Settings:
     inprocess_worker: str = "auto"
     seal_key_file: Path | None = None
     seal_cert_file: Path | None = None
+    breach_target_hours: int = 48
+    negotiable_terms: bool = False
+    auto_countersign: str = ""
+    resign_reminder_days: int = 7
 
     @property
     def is_sqlite(self) -> bool:
@@ -97,6 +109,14 @@ class Settings:
     @property
     def runs_inprocess_worker(self) -> bool:
         return self.inprocess_worker == "on" or (self.inprocess_worker == "auto" and self.is_sqlite)
+
+    @property
+    def auto_countersignatory(self) -> tuple[str, str] | None:
+        """(full name, title) of the vendor's signatory who countersigns automatically, or None."""
+        if not self.auto_countersign:
+            return None
+        name, _, title = self.auto_countersign.partition(",")
+        return name.strip(), title.strip()
 
     @property
     def mail_dir(self) -> Path:
@@ -132,6 +152,10 @@ class Settings:
             inprocess_worker=_choice(env, "PORTAL_INPROCESS_WORKER", ("auto", "on", "off")),
             seal_key_file=_path(env, "PORTAL_SEAL_KEY_FILE"),
             seal_cert_file=_path(env, "PORTAL_SEAL_CERT_FILE"),
+            breach_target_hours=_int(env, "PORTAL_BREACH_TARGET_HOURS", 48),
+            negotiable_terms=env.get("PORTAL_NEGOTIABLE_TERMS", "false").strip().lower() in _TRUE,
+            auto_countersign=_countersignatory(env.get("PORTAL_AUTO_COUNTERSIGN", "")),
+            resign_reminder_days=_int(env, "PORTAL_RESIGN_REMINDER_DAYS", 7),
         )
 
 
@@ -157,6 +181,13 @@ def _choice(env: dict[str, str], name: str, allowed: tuple[str, ...]) -> str:
     value = env.get(name, allowed[0]).strip().lower() or allowed[0]
     if value not in allowed:
         raise SettingsError(f"{name} must be one of {', '.join(allowed)}, not {value!r}")
+    return value
+
+
+def _countersignatory(raw: str) -> str:
+    value = raw.strip()
+    if value and not all(part.strip() for part in value.partition(",")[::2]):
+        raise SettingsError("PORTAL_AUTO_COUNTERSIGN must be `Full name, Title` (or empty)")
     return value
 
 

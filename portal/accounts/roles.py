@@ -74,6 +74,8 @@ class Permission(enum.StrEnum):
     MANAGE_SUBPROCESSORS = "manage_subprocessors"  # draft and publish the registry, resolve objections
     RESPOND_TO_CHANGES = "respond_to_changes"  # a client approves of or objects to sub-processor changes
     MANAGE_TEMPLATES = "manage_templates"  # upload, publish and discard DPA template versions
+    PREPARE_AGREEMENTS = "prepare_agreements"  # a client fills in its agreement's details and chooses the signatory
+    SIGN_AGREEMENTS = "sign_agreements"  # a client's signatory signs or declines the agreement on its behalf
 
 
 _GRANTS: dict[Role, frozenset[Permission]] = {
@@ -84,8 +86,8 @@ _GRANTS: dict[Role, frozenset[Permission]] = {
     Role.SECURITY: frozenset({Permission.VIEW_CLIENTS, Permission.VIEW_AUDIT, Permission.MANAGE_SSO}),
     Role.VIEWER: frozenset({Permission.VIEW_CLIENTS, Permission.VIEW_AUDIT}),
     Role.ADMIN: frozenset({Permission.MANAGE_MEMBERS, Permission.MANAGE_SSO, Permission.MANAGE_TOKENS,
-                           Permission.VIEW_AUDIT, Permission.RESPOND_TO_CHANGES}),
-    Role.SIGNATORY: frozenset(),
+                           Permission.VIEW_AUDIT, Permission.RESPOND_TO_CHANGES, Permission.PREPARE_AGREEMENTS}),
+    Role.SIGNATORY: frozenset({Permission.SIGN_AGREEMENTS}),
     Role.PRIVACY_CONTACT: frozenset({Permission.RESPOND_TO_CHANGES}),
     Role.SECURITY_CONTACT: frozenset(),
     Role.MEMBER: frozenset(),

@@ -48,7 +48,7 @@ async def page(request: Request, *, failed: str = "", values: dict[str, str] | N
     vendor_staff = actor.org is not None and actor.org.is_vendor
     return render(request, "agreements/index.html", {
         "org": org, "history": history,
-        "active": next((a for a in history if a.status is AgreementStatus.ACTIVE), None),
+        "active": next((a for a in history if a.status is AgreementStatus.EXECUTED), None),
         "default_days": settings_of(request).subprocessor_notice_days, "sources": SOURCE_LABELS,
         "authorisations": list(Authorisation), "vendor_staff": vendor_staff,
         "can_manage": vendor_staff and actor.can(Permission.MANAGE_AGREEMENTS),

@@ -71,10 +71,11 @@ async def record_agreement(session: AsyncSession, *, actor: Actor, org: Organisa
     reference, signed_on, authorisation, notice_days = _checked(data)
     previous = await active_agreement(session, org)
     if previous is not None:
-        await _end(session, actor=actor, agreement=previous, reason=f"superseded by {reference}")
+        await _end(session, actor=actor, agreement=previous, reason=f"superseded by {reference}",
+                   status=AgreementStatus.SUPERSEDED)
     agreement = Agreement(org_id=org.id, reference=reference, signed_on=signed_on, source=AgreementSource.RECORDED,
                           subprocessor_authorisation=authorisation, notice_days=notice_days,
-                          status=AgreementStatus.ACTIVE, recorded_by=actor.label)
+                          status=AgreementStatus.EXECUTED, recorded_by=actor.label)
     session.add(agreement)
     await session.flush()
     await audit.record(session, actor=actor, tag="agreement:recorded", subject=agreement, org_id=org.id,
@@ -83,8 +84,9 @@ async def record_agreement(session: AsyncSession, *, actor: Actor, org: Organisa
     return agreement
 
 
-async def _end(session: AsyncSession, *, actor: Actor, agreement: Agreement, reason: str) -> None:
-    agreement.status = AgreementStatus.ENDED
+async def _end(session: AsyncSession, *, actor: Actor, agreement: Agreement, reason: str,
+               status: AgreementStatus = AgreementStatus.TERMINATED) -> None:
+    agreement.status = status
     agreement.ended_at = utcnow()
     agreement.end_reason = reason[:500]
     await session.flush()
@@ -97,7 +99,7 @@ async def end_agreement(session: AsyncSession, *, actor: Actor, org: Organisatio
     """End a client's active agreement (vendor staff), with the reason kept."""
     actor.require_vendor(Permission.MANAGE_AGREEMENTS)
     agreement = await get_scoped(session, Agreement, agreement_id, org)
-    if agreement.status is not AgreementStatus.ACTIVE:
+    if agreement.status is not AgreementStatus.EXECUTED:
         raise InvalidInput("This agreement has already ended.")
     if not reason.strip():
         raise InvalidInput("Say why the agreement ends.", fields={"reason": "Required."})
@@ -114,7 +116,7 @@ async def end_for_termination(session: AsyncSession, *, actor: Actor, org: Organ
 
 async def active_agreement(session: AsyncSession, org: Organisation) -> Agreement | None:
     return (await session.execute(scoped(
-        select(Agreement).where(Agreement.status == AgreementStatus.ACTIVE), Agreement, org
+        select(Agreement).where(Agreement.status == AgreementStatus.EXECUTED), Agreement, org
     ))).scalar_one_or_none()
 
 
@@ -129,7 +131,7 @@ async def agreements_of(session: AsyncSession, org: Organisation) -> list[Agreem
 async def all_active(session: AsyncSession) -> list[Agreement]:
     """Every client's active agreement with its organisation (who a sub-processor change must reach)."""
     rows = (await session.execute(
-        select(Agreement).where(Agreement.status == AgreementStatus.ACTIVE).options(joinedload(Agreement.org))
+        select(Agreement).where(Agreement.status == AgreementStatus.EXECUTED).options(joinedload(Agreement.org))
         .order_by(Agreement.created_at)
     )).scalars().all()
     return list(rows)

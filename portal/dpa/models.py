@@ -11,6 +11,7 @@ Invariants:
 from __future__ import annotations
 
 import enum
+from typing import Any
 
 from sqlalchemy import Integer, LargeBinary, String, Text, event, inspect
 from sqlalchemy.orm import Mapped, mapped_column
@@ -62,3 +63,14 @@ def _published_versions_do_not_change(_mapper: object, _connection: object, targ
 def _published_versions_stay(_mapper: object, _connection: object, target: TemplateVersion) -> None:
     if target.status is TemplateStatus.PUBLISHED:
         raise ImmutableTemplate(f"DPA template version {target.number} is published and cannot be deleted")
+
+
+class VendorProfile(Base):
+    """The vendor's own party details for every agreement (catalog fields from ``Source.VENDOR``): one row."""
+
+    __tablename__ = "dpa_vendor_profile"
+
+    id: Mapped[int] = mapped_column(Integer(), primary_key=True, default=1)
+    values: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    updated_by: Mapped[str] = mapped_column(String(400), default="")
+    updated_at: Mapped[optional_timestamp]

@@ -191,7 +191,8 @@ def view_json(view: ClientView, base_url: str) -> dict[str, Any]:
         "organisation": {"id": str(view.org.id), "name": view.org.name},
         "as_of": _time(view.now),
         "agreement": None if agreement is None else {
-            "reference": agreement.reference, "signed_on": agreement.signed_on.isoformat(),
+            "reference": agreement.reference,
+            "signed_on": (agreement.signed_on or agreement.created_at.date()).isoformat(),
             "authorisation": agreement.subprocessor_authorisation.value, "notice_days": terms.notice_days,
             "notice_days_is_default": terms.default_days},
         "version": None if view.version is None else {

@@ -81,7 +81,7 @@ async def test_legal_records_supersedes_and_ends_an_agreement(legal, acme, engin
     assert rows[1].startswith("DPA 2025-03 (signed PDF) 2025-03-01") and "45 days" in rows[1]
     assert "Ended" in rows[1] and rows[1].endswith("superseded by DPA 2026")
     first, second = await agreements(engine)
-    assert first.status is AgreementStatus.ENDED and second.status is AgreementStatus.ACTIVE
+    assert first.status is AgreementStatus.ENDED and second.status is AgreementStatus.EXECUTED
 
     ended = await post_form(legal, f"{page_of(acme)}/{second.id}/end", {"reason": "Contract terminated by Acme"})
     assert ended.status_code == 303
@@ -126,7 +126,7 @@ async def test_ending_needs_a_reason(legal, acme, engine):
     refused = await post_form(legal, f"{page_of(acme)}/{active.id}/end", {"reason": "  "})
 
     assert refused.status_code == 400 and field_message(refused.text, "reason") == "Required."
-    assert (await agreements(engine))[0].status is AgreementStatus.ACTIVE
+    assert (await agreements(engine))[0].status is AgreementStatus.EXECUTED
 
 
 async def test_client_members_read_their_own_agreements(world, login_as, legal, acme, engine):
@@ -142,7 +142,7 @@ async def test_client_members_read_their_own_agreements(world, login_as, legal, 
         assert (await post_form(reader, page_of(acme), {**VALID, "reference": "Forged"})).status_code == 404
         assert (await post_form(reader, f"{page_of(acme)}/{active.id}/end", {"reason": "x"})).status_code == 404
     assert [(a.reference, a.status) for a in await agreements(engine)] == [
-        ("DPA 2025-03 (signed PDF)", AgreementStatus.ACTIVE)]
+        ("DPA 2025-03 (signed PDF)", AgreementStatus.EXECUTED)]
 
 
 async def test_vendor_viewers_read_and_cannot_change(world, login_as, legal, acme, engine):
@@ -169,4 +169,4 @@ async def test_another_client_and_the_vendor_org_answer_404(world, login_as, leg
     beta = await world.client_org("Gamma GmbH")
     # An agreement named under another client's path is not found there.
     assert (await post_form(legal, f"{page_of(beta)}/{active.id}/end", {"reason": "x"})).status_code == 404
-    assert (await agreements(engine))[0].status is AgreementStatus.ACTIVE
+    assert (await agreements(engine))[0].status is AgreementStatus.EXECUTED

@@ -72,7 +72,7 @@ async def test_an_agreement_is_recorded_with_its_terms(engine, db, acme, legal):
     assert (stored.reference, stored.signed_on, stored.subprocessor_authorisation, stored.notice_days) == (
         "DPA 2025-03 (signed PDF)", dt.date(2025, 3, 1), Authorisation.SPECIFIC, 45)
     assert (stored.status, stored.source, stored.recorded_by) == (
-        AgreementStatus.ACTIVE, AgreementSource.RECORDED, "user:lea.legal@lumen.example")
+        AgreementStatus.EXECUTED, AgreementSource.RECORDED, "user:lea.legal@lumen.example")
     assert stored.notice_days_or(30) == 45
     [event] = await _events(db, "agreement:recorded")
     assert (event.org_id, event.subject_id, event.data["notice_days"]) == (acme.id, str(stored.id), 45)
@@ -136,7 +136,7 @@ async def test_a_new_agreement_ends_the_previous_one(engine, db, acme, legal):
 
     old, new = await _stored(db, acme)
     assert (old.id, new.id) == (first.id, second.id)
-    assert (old.status, new.status) == (AgreementStatus.ENDED, AgreementStatus.ACTIVE)
+    assert (old.status, new.status) == (AgreementStatus.ENDED, AgreementStatus.EXECUTED)
     assert old.ended_at is not None and old.end_reason == "superseded by DPA 2025"
     active = await agreements.active_agreement(db, acme)
     assert active is not None and active.id == second.id
@@ -151,7 +151,7 @@ async def test_refused_terms_leave_the_active_agreement_in_place(engine, db, acm
         await _record(engine, legal, acme, terms("DPA 2025", notice_days="0"))
 
     [stored] = await _stored(db, acme)
-    assert (stored.id, stored.status) == (first.id, AgreementStatus.ACTIVE)
+    assert (stored.id, stored.status) == (first.id, AgreementStatus.EXECUTED)
 
 
 async def test_each_client_has_its_own_active_agreement(engine, world, db, acme, legal):
@@ -174,7 +174,7 @@ async def test_the_database_refuses_two_active_agreements_for_one_client(engine,
     await _record(engine, legal, acme, terms("DPA 2025"))
 
     async with make_sessionmaker(engine)() as session:
-        session.add(_row(acme, AgreementStatus.ACTIVE))
+        session.add(_row(acme, AgreementStatus.EXECUTED))
         with pytest.raises(IntegrityError):
             await session.commit()
 
@@ -184,7 +184,7 @@ async def test_the_database_refuses_two_active_agreements_for_one_client(engine,
 async def test_the_database_allows_any_number_of_ended_agreements(engine, db, acme):
     async with make_sessionmaker(engine)() as session:
         session.add_all([_row(acme, AgreementStatus.ENDED), _row(acme, AgreementStatus.ENDED),
-                         _row(acme, AgreementStatus.ACTIVE)])
+                         _row(acme, AgreementStatus.EXECUTED)])
         await session.commit()
 
     assert sorted(a.status.value for a in await _stored(db, acme)) == ["active", "ended", "ended"]
@@ -219,7 +219,7 @@ async def test_ending_an_agreement_needs_a_reason(engine, db, acme, legal, reaso
 
     assert "reason" in refused.value.fields
     [stored] = await _stored(db, acme)
-    assert stored.status is AgreementStatus.ACTIVE and stored.ended_at is None
+    assert stored.status is AgreementStatus.EXECUTED and stored.ended_at is None
     assert await _events(db, "agreement:ended") == []
 
 
@@ -242,7 +242,7 @@ async def test_an_agreement_is_ended_only_through_its_own_organisation(engine, w
         await _end(engine, legal, borealis, recorded, "Wrong organisation.")
 
     [stored] = await _stored(db, acme)
-    assert stored.status is AgreementStatus.ACTIVE
+    assert stored.status is AgreementStatus.EXECUTED
 
 
 # ---------------------------------------------------------------- who may record and end
@@ -257,7 +257,7 @@ async def test_a_client_cannot_record_or_end_an_agreement(engine, world, db, acm
         await _end(engine, admin, acme, recorded, "We leave.")
 
     [stored] = await _stored(db, acme)
-    assert (stored.reference, stored.status) == ("DPA 2025", AgreementStatus.ACTIVE)
+    assert (stored.reference, stored.status) == ("DPA 2025", AgreementStatus.EXECUTED)
 
 
 async def test_a_vendor_viewer_cannot_record_or_end_an_agreement(engine, world, db, acme, legal):
@@ -270,7 +270,7 @@ async def test_a_vendor_viewer_cannot_record_or_end_an_agreement(engine, world, 
         await _end(engine, viewer, acme, recorded, "Viewers cannot end agreements.")
 
     [stored] = await _stored(db, acme)
-    assert (stored.reference, stored.status) == ("DPA 2025", AgreementStatus.ACTIVE)
+    assert (stored.reference, stored.status) == ("DPA 2025", AgreementStatus.EXECUTED)
 
 
 async def test_the_vendor_organisation_has_no_agreement_with_itself(engine, world, db, legal):

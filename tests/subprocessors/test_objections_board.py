@@ -110,9 +110,9 @@ async def test_each_outcome_resolves_the_objection_and_notifies_the_client(outco
     expected_state = AuthorisationState.AUTHORISED if outcome is Resolution.WITHDRAWN else AuthorisationState.OBJECTED
     assert row.state is expected_state
     signed = await fetch(engine, Agreement, lodged.agreement.id)
-    expected_status = AgreementStatus.ENDED if outcome is Resolution.TERMINATED else AgreementStatus.ACTIVE
+    expected_status = AgreementStatus.ENDED if outcome is Resolution.TERMINATED else AgreementStatus.EXECUTED
     assert signed.status is expected_status
-    assert await count(engine, Agreement, Agreement.status == AgreementStatus.ACTIVE) == \
+    assert await count(engine, Agreement, Agreement.status == AgreementStatus.EXECUTED) == \
         (1 if outcome is Resolution.TERMINATED else 2)  # the other client's agreement is untouched
     [notice] = (await _notices(engine, "objection_resolved"))[notices_before:]
     assert notice.org_id == lodged.org.id and outcome.label in notice.title
@@ -163,7 +163,7 @@ async def test_a_resolved_objection_cannot_be_resolved_again(legal, world, engin
 
     assert page.status_code == 200 and "Kept in the EU." in page.text and 'name="note"' not in page.text
     assert again.status_code == 400 and "This objection is already resolved." in again.text
-    assert (await fetch(engine, Agreement, lodged.agreement.id)).status is AgreementStatus.ACTIVE
+    assert (await fetch(engine, Agreement, lodged.agreement.id)).status is AgreementStatus.EXECUTED
     assert await count(engine, AuditEvent) == audit_before
 
 
