@@ -7,6 +7,13 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
+# LibreOffice makes the PDF copy of an executed DPA (portal/signing/pdf.py); Carlito is metric-compatible with
+# Word's default Calibri, so pages break where they do in Word. Its own layer, before the source is copied, so a
+# code change does not download it again.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libreoffice-writer-nogui fonts-crosextra-carlito \
+    && rm -rf /var/lib/apt/lists/*
+
 COPY . /tmp/src
 RUN pip install /tmp/src \
     && rm -rf /tmp/src \

@@ -35,6 +35,9 @@ from portal.notifications.routes import routes as notice_routes
 from portal.notifications.webhook_routes import routes as webhook_routes
 from portal.security import SecurityHeadersMiddleware
 from portal.settings import Settings
+from portal.signing.campaign_routes import routes as campaign_routes
+from portal.signing.routes import routes as signing_routes
+from portal.signing.verify_routes import routes as verify_routes
 from portal.subprocessors.client_routes import routes as subprocessor_client_routes
 from portal.subprocessors.objection_routes import routes as objection_routes
 from portal.subprocessors.public_cache import PublicAnswerMiddleware, PublicAnswers
@@ -64,6 +67,9 @@ def all_routes() -> list[BaseRoute]:
         *webhook_routes,
         *public_notice_routes,
         *agreement_routes,
+        *signing_routes,
+        *campaign_routes,
+        *verify_routes,
         *registry_routes,
         *objection_routes,
         *dpa_template_routes,

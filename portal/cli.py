@@ -9,6 +9,7 @@ import logging
 import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -160,6 +161,19 @@ def cmd_audit_verify(args: argparse.Namespace, settings: Settings) -> None:
     print(f"Audit trail intact: {report.checked} events verified.")
 
 
+def cmd_verify(args: argparse.Namespace) -> None:
+    from portal.signing.bundle import verify_bundle
+
+    try:
+        data = Path(args.file).read_bytes()
+    except OSError as exc:
+        raise CommandError(f"cannot read {args.file}: {exc.strerror}") from None
+    report = verify_bundle(data)
+    print(report.text())
+    if not report.ok:
+        raise CommandError(f"{args.file} does NOT verify.", code=2)
+
+
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> None:
     import datetime as dt
 
@@ -233,14 +247,20 @@ def build_parser() -> argparse.ArgumentParser:
     audit = commands.add_parser("audit", help="audit trail").add_subparsers(dest="audit", required=True)
     audit.add_parser("verify", help="check the hash chain; exit 2 at the first broken event").set_defaults(
         run=cmd_audit_verify)
+
+    verify = commands.add_parser("verify", help="check an evidence bundle offline; exit 2 when it does not verify")
+    verify.add_argument("file", help="the evidence bundle (.zip)")
+    verify.set_defaults(run=cmd_verify, needs_settings=False)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     try:
-        settings = Settings.from_env()
-        args.run(args, settings)
+        if getattr(args, "needs_settings", True):
+            args.run(args, Settings.from_env())
+        else:  # `portal verify` is for anyone holding a bundle: no settings, and no data dir created
+            args.run(args)
     except (CommandError, SettingsError, PortalError) as exc:
         print(f"portal: {exc}", file=sys.stderr)
         raise SystemExit(getattr(exc, "code", 1) if isinstance(exc, CommandError) else 1) from None

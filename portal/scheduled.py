@@ -15,14 +15,17 @@ from collections.abc import Awaitable, Callable
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from portal.db import utcnow, write_intent
+from portal.settings import Settings
 
 log = logging.getLogger("portal.scheduled")
 
 Job = Callable[..., Awaitable[int]]
 
-# (name, "module:function"), imported when run so the worker does not depend on every domain at import time.
-JOBS: tuple[tuple[str, str], ...] = (
-    ("sub-processor objection deadlines", "portal.subprocessors.responses:apply_deadlines"),
+# (name, "module:function", whether it takes the settings), imported when run so the worker does not depend on every
+# domain at import time.
+JOBS: tuple[tuple[str, str, bool], ...] = (
+    ("sub-processor objection deadlines", "portal.subprocessors.responses:apply_deadlines", False),
+    ("re-signing reminders", "portal.signing.campaign:send_reminders", True),
 )
 
 
@@ -32,15 +35,18 @@ def _load(path: str) -> Job:
     return job
 
 
-async def run_due_jobs(sessions: async_sessionmaker[AsyncSession], *, now: dt.datetime | None = None) -> dict[str, int]:
+async def run_due_jobs(sessions: async_sessionmaker[AsyncSession], *, settings: Settings,
+                       now: dt.datetime | None = None) -> dict[str, int]:
     """Run every job once, each in its own transaction; a failing job is logged and the others still run."""
     now = now or utcnow()
     done: dict[str, int] = {}
-    for name, path in JOBS:
+    for name, path, takes_settings in JOBS:
         token = write_intent.set(True)
         try:
             async with sessions() as session:
-                done[name] = await _load(path)(session, now=now)
+                job = _load(path)
+                done[name] = await (job(session, now=now, settings=settings) if takes_settings
+                                    else job(session, now=now))
                 await session.commit()
         except Exception:
             log.exception("scheduled job %r failed; it runs again at the next interval", name)

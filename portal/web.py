@@ -10,7 +10,7 @@ Invariants:
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -187,6 +187,31 @@ def check_origin(request: Request) -> None:
 def _origin_of(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}"
+
+
+def declared_length(request: Request) -> int:
+    """The Content-Length the client declared (0 when absent or malformed: ``capped_request`` still counts)."""
+    try:
+        return int(request.headers.get("content-length", "0"))
+    except ValueError:
+        return 0
+
+
+def capped_request(request: Request, limit: int, too_large: Callable[[], Exception]) -> Request:
+    """``request`` whose body is refused with ``too_large()`` as soon as more than ``limit`` bytes have arrived,
+    so an upload that hides its size (chunked) is stopped at the same limit as one that declares it."""
+    received = 0
+
+    async def receive() -> Message:
+        nonlocal received
+        message = await request.receive()
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            if received > limit:
+                raise too_large()
+        return message
+
+    return Request(request.scope, receive)
 
 
 def form_text(form: FormData, name: str) -> str:

@@ -45,7 +45,7 @@ PUBLIC_PATHS = {
     "/api/v1/openapi.json", "/sso/start/{provider_id}", "/sso/callback/{provider_id}",
     "/subscribe", "/subscribe/confirm/{token}", "/unsubscribe/{token}", "/ack/{token}",
     "/subprocessors", "/subprocessors.json", "/subprocessors.atom", "/subprocessors.csv", "/subprocessors/diff",
-    "/subprocessors/versions/{number}",
+    "/subprocessors/versions/{number}", "/verify", "/verify/seal-certificate.pem",
 }
 # Paths whose parameter is a secret link rather than an object id; the secret is the access check.
 SECRET_LINK_PATHS = {"/password/reset/{token}", "/invitations/{token}", "/subscribe/confirm/{token}",
@@ -141,6 +141,10 @@ def _endpoint_url(action: str) -> Callable[[Victim], str]:
     return lambda v: f"/orgs/{v.org.id}/webhooks/{v.extra['webhook_endpoint_id']}{action}"
 
 
+def _agreement_url(action: str) -> Callable[[Victim], str]:
+    return lambda v: f"/orgs/{v.org.id}/agreements/{v.extra['agreement_id']}{action}"
+
+
 def _template_version_url(action: str) -> Callable[[Victim], str]:
     return lambda v: f"/templates/versions/{v.extra['template_version_id']}{action}"
 
@@ -181,8 +185,10 @@ OBJECT_ROUTES: dict[str, Callable[[Victim], str]] = {
     "/orgs/{org_id}/objections/{objection_id}/resolve":
         lambda v: f"/orgs/{v.org.id}/objections/{v.extra['objection_id']}/resolve",
     "/orgs/{org_id}/agreements": lambda v: f"/orgs/{v.org.id}/agreements",
-    "/orgs/{org_id}/agreements/{agreement_id}/end":
-        lambda v: f"/orgs/{v.org.id}/agreements/{v.extra['agreement_id']}/end",
+    "/orgs/{org_id}/agreements/draft": lambda v: f"/orgs/{v.org.id}/agreements/draft",
+    **{f"/orgs/{{org_id}}/agreements/{{agreement_id}}{action}": _agreement_url(action)
+       for action in ("", "/end", "/send", "/sign", "/decline", "/countersign", "/redline")},
+    "/orgs/{org_id}/agreements/{agreement_id}/documents/{kind}": _agreement_url("/documents/bundle"),
     **{f"/templates/versions/{{version_id}}{action}": _template_version_url(action)
        for action in ("", "/download", "/publish", "/discard")},
     "/orgs/{org_id}/subprocessors/changes/{authorisation_id}/object":

@@ -131,6 +131,7 @@ class EventType(enum.StrEnum):
     CREATED = "created"
     DETAILS_SAVED = "details_saved"
     SENT_FOR_SIGNATURE = "sent_for_signature"
+    REMINDED = "reminded"
     VIEWED = "viewed"
     CONSENTED = "consented"  # agreement to conclude the agreement and receive notices electronically
     SIGNED = "signed"

@@ -21,7 +21,8 @@ from portal.agreements.models import AgreementSource, AgreementStatus, Authorisa
 from portal.errors import InvalidInput, NotFound
 from portal.web import actor_of, db, form_text, read_form, redirect, render, settings_of
 
-SOURCE_LABELS = {AgreementSource.RECORDED.value: "Signed outside the portal, recorded by vendor staff"}
+SOURCE_LABELS = {AgreementSource.RECORDED.value: "Signed outside the portal, recorded by vendor staff",
+                 AgreementSource.SIGNED.value: "Signed in the portal"}
 EMPTY_RECORD = {"reference": "", "signed_on": "", "authorisation": Authorisation.GENERAL.value, "notice_days": ""}
 
 
@@ -49,6 +50,8 @@ async def page(request: Request, *, failed: str = "", values: dict[str, str] | N
     return render(request, "agreements/index.html", {
         "org": org, "history": history,
         "active": next((a for a in history if a.status is AgreementStatus.EXECUTED), None),
+        "open": next((a for a in history if a.status.is_open), None),
+        "can_prepare": actor.org is not None and actor.org.id == org.id and actor.can(Permission.PREPARE_AGREEMENTS),
         "default_days": settings_of(request).subprocessor_notice_days, "sources": SOURCE_LABELS,
         "authorisations": list(Authorisation), "vendor_staff": vendor_staff,
         "can_manage": vendor_staff and actor.can(Permission.MANAGE_AGREEMENTS),

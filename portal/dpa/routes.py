@@ -18,16 +18,16 @@ from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
-from starlette.types import Message
 
 from portal.accounts.roles import Permission
-from portal.dpa import fields, templates
+from portal.dpa import fields, profile, templates
 from portal.dpa.models import TemplateStatus, TemplateVersion
 from portal.dpa.render import RenderError
 from portal.dpa.upload import UploadLimits
 from portal.errors import InvalidInput, PortalError
+from portal.signing import campaign
 from portal.subprocessors.registry_routes import vendor_staff
-from portal.web import db, form_text, read_form, redirect, render
+from portal.web import capped_request, db, declared_length, form_text, read_form, redirect, render, settings_of
 
 TEMPLATES = "/templates"
 VERSION = TEMPLATES + "/versions/{version_id}"
@@ -70,29 +70,6 @@ async def index(request: Request, *, error: PortalError | None = None, status: i
     }, status=status)
 
 
-def _declared_length(request: Request) -> int:
-    try:
-        return int(request.headers.get("content-length", "0"))
-    except ValueError:
-        return 0  # the counting stream below still applies
-
-
-def _capped(request: Request, limit: int, limits: UploadLimits) -> Request:
-    """``request`` whose body is refused as soon as more than ``limit`` bytes have arrived."""
-    received = 0
-
-    async def receive() -> Message:
-        nonlocal received
-        message = await request.receive()
-        if message["type"] == "http.request":
-            received += len(message.get("body", b""))
-            if received > limit:
-                raise _too_large(limits)
-        return message
-
-    return Request(request.scope, receive)
-
-
 async def _uploaded_file(form: FormData, limits: UploadLimits) -> tuple[str, bytes]:
     upload = form.get("file")
     if not isinstance(upload, UploadFile) or not upload.filename:
@@ -108,9 +85,9 @@ async def upload(request: Request) -> Response:
     actor = vendor_staff(request, Permission.MANAGE_TEMPLATES)
     limits = UploadLimits()
     cap = limits.max_bytes + ENVELOPE_BYTES
-    capped = _capped(request, cap, limits)
+    capped = capped_request(request, cap, lambda: _too_large(limits))
     try:
-        if _declared_length(request) > cap:
+        if declared_length(request) > cap:
             raise _too_large(limits)
         filename, data = await _uploaded_file(await read_form(capped), limits)
         version = await templates.upload(db(request), actor=actor, filename=filename, data=data)
@@ -139,6 +116,29 @@ async def upload_default(request: Request) -> Response:
 async def field_catalog(request: Request) -> Response:
     vendor_staff(request)
     return render(request, "dpa/fields.html", {"groups": fields.fields_by_group(), "loops": fields.LOOPS})
+
+
+# ---------------------------------------------------------------- the vendor's own details
+
+async def profile_page(request: Request, *, values: dict[str, str] | None = None,
+                       error: PortalError | None = None, status: int = 200) -> Response:
+    actor = vendor_staff(request)
+    return render(request, "dpa/profile.html", {
+        "fields": profile.PROFILE_FIELDS, "values": values or await profile.profile_values(db(request)),
+        "can_manage": actor.can(Permission.MANAGE_TEMPLATES), **_page_errors(error),
+    }, status=status)
+
+
+async def save_profile(request: Request) -> Response:
+    form = await read_form(request)
+    actor = vendor_staff(request, Permission.MANAGE_TEMPLATES)
+    values = {f.name: form_text(form, f.name) for f in profile.PROFILE_FIELDS}
+    try:
+        await profile.save_profile(db(request), actor=actor, raw=values)
+    except InvalidInput as exc:
+        return await profile_page(request, values=values, error=exc, status=400)
+    return redirect(request, TEMPLATES + "/profile", flash="The vendor's details are saved; agreements rendered from "
+                                                           "now on use them.")
 
 
 # ---------------------------------------------------------------- one version
@@ -182,12 +182,18 @@ async def publish(request: Request) -> Response:
     actor = vendor_staff(request, Permission.MANAGE_TEMPLATES)
     changelog = form_text(form, "changelog")
     try:
-        version = await templates.publish(db(request), actor=actor, version_id=request.path_params["version_id"],
-                                          changelog=changelog)
+        rollout = await campaign.publish_and_roll_out(db(request), actor=actor, changelog=changelog,
+                                                      version_id=request.path_params["version_id"],
+                                                      settings=settings_of(request))
     except InvalidInput as exc:
         return await version_page(request, changelog=changelog, error=exc, status=400)
+    version = rollout.version
+    asked = rollout.ready_to_sign + rollout.details_needed
     return redirect(request, f"{TEMPLATES}/versions/{version.id}",
-                    flash=f"Published as version {version.number}.")
+                    flash=f"Published as version {version.number}. " + (
+                        f"{asked} client(s) are asked to sign it ({rollout.ready_to_sign} ready to sign, "
+                        f"{rollout.details_needed} to fill in their details first): follow them on the agreements "
+                        "board." if asked else "No client has an agreement yet."))
 
 
 async def discard(request: Request) -> Response:
@@ -220,6 +226,8 @@ routes: list[BaseRoute] = [
     Route(TEMPLATES, upload, methods=["POST"]),
     Route(TEMPLATES + "/default", upload_default, methods=["POST"]),
     Route(TEMPLATES + "/fields", field_catalog, methods=["GET"]),
+    Route(TEMPLATES + "/profile", profile_page, methods=["GET"]),
+    Route(TEMPLATES + "/profile", save_profile, methods=["POST"]),
     Route(TEMPLATES + "/diff", diff, methods=["GET"]),
     Route(VERSION, version_page, methods=["GET"]),
     Route(VERSION + "/download", download, methods=["GET"]),

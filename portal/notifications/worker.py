@@ -121,7 +121,7 @@ class DeliveryWorker:
         stopping = asyncio.create_task(stop.wait(), name="delivery worker stop")
         renewing = asyncio.create_task(self._renew_leases(), name="delivery lease renewal")
         if once:  # what became due by time (deadlines) is recorded before the notices it may queue are sent
-            await run_due_jobs(self.sessions)
+            await run_due_jobs(self.sessions, settings=self.settings)
         scheduling = None if once else asyncio.create_task(self._run_scheduled(), name="scheduled jobs")
         log.info("delivery worker %s started (batch %d, concurrency %d, lease %s)", self.identity,
                  self.options.batch, self.options.concurrency, self.options.lease)
@@ -213,7 +213,7 @@ class DeliveryWorker:
 
     async def _run_scheduled(self) -> None:
         while True:
-            await run_due_jobs(self.sessions)
+            await run_due_jobs(self.sessions, settings=self.settings)
             await asyncio.sleep(self.options.schedule_interval)
 
     async def _renew_leases(self) -> None:

@@ -77,17 +77,18 @@ async def test_legal_records_supersedes_and_ends_an_agreement(legal, acme, engin
                                                          "authorisation": "general", "notice_days": ""})
     assert superseding.status_code == 303
     rows = history_rows((await legal.get(page_of(acme))).text)
-    assert rows[0].startswith("DPA 2026 2026-01-05") and "default (30 days)" in rows[0] and rows[0].endswith("Active")
+    assert rows[0].startswith("DPA 2026 2026-01-05") and "default (30 days)" in rows[0]
+    assert rows[0].endswith("Executed, in force")
     assert rows[1].startswith("DPA 2025-03 (signed PDF) 2025-03-01") and "45 days" in rows[1]
-    assert "Ended" in rows[1] and rows[1].endswith("superseded by DPA 2026")
+    assert "Superseded" in rows[1] and rows[1].endswith("superseded by DPA 2026")
     first, second = await agreements(engine)
-    assert first.status is AgreementStatus.ENDED and second.status is AgreementStatus.EXECUTED
+    assert first.status is AgreementStatus.SUPERSEDED and second.status is AgreementStatus.EXECUTED
 
     ended = await post_form(legal, f"{page_of(acme)}/{second.id}/end", {"reason": "Contract terminated by Acme"})
     assert ended.status_code == 303
     page = (await legal.get(page_of(acme))).text
     assert "has no active agreement" in page and "Contract terminated by Acme" in page
-    assert [a.status for a in await agreements(engine)] == [AgreementStatus.ENDED, AgreementStatus.ENDED]
+    assert [a.status for a in await agreements(engine)] == [AgreementStatus.SUPERSEDED, AgreementStatus.TERMINATED]
     again = await post_form(legal, f"{page_of(acme)}/{second.id}/end", {"reason": "Twice"})
     assert again.status_code == 400 and "This agreement has already ended." in again.text
 

@@ -136,7 +136,7 @@ async def test_a_new_agreement_ends_the_previous_one(engine, db, acme, legal):
 
     old, new = await _stored(db, acme)
     assert (old.id, new.id) == (first.id, second.id)
-    assert (old.status, new.status) == (AgreementStatus.ENDED, AgreementStatus.EXECUTED)
+    assert (old.status, new.status) == (AgreementStatus.SUPERSEDED, AgreementStatus.EXECUTED)
     assert old.ended_at is not None and old.end_reason == "superseded by DPA 2025"
     active = await agreements.active_agreement(db, acme)
     assert active is not None and active.id == second.id
@@ -183,11 +183,11 @@ async def test_the_database_refuses_two_active_agreements_for_one_client(engine,
 
 async def test_the_database_allows_any_number_of_ended_agreements(engine, db, acme):
     async with make_sessionmaker(engine)() as session:
-        session.add_all([_row(acme, AgreementStatus.ENDED), _row(acme, AgreementStatus.ENDED),
+        session.add_all([_row(acme, AgreementStatus.TERMINATED), _row(acme, AgreementStatus.TERMINATED),
                          _row(acme, AgreementStatus.EXECUTED)])
         await session.commit()
 
-    assert sorted(a.status.value for a in await _stored(db, acme)) == ["active", "ended", "ended"]
+    assert sorted(a.status.value for a in await _stored(db, acme)) == ["executed", "terminated", "terminated"]
 
 
 # ---------------------------------------------------------------- ending an agreement
@@ -204,7 +204,8 @@ async def test_ending_an_agreement_keeps_the_reason(engine, db, acme, legal):
     await _end(engine, legal, acme, recorded, "  Contract terminated by the client on 1 May.  ")
 
     [stored] = await _stored(db, acme)
-    assert (stored.status, stored.end_reason) == (AgreementStatus.ENDED, "Contract terminated by the client on 1 May.")
+    assert (stored.status, stored.end_reason) == (AgreementStatus.TERMINATED,
+                                                  "Contract terminated by the client on 1 May.")
     assert await agreements.active_agreement(db, acme) is None
     [event] = await _events(db, "agreement:ended")
     assert event.data["reason"] == "Contract terminated by the client on 1 May."

@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from portal.settings import Settings
 from portal.signing.seal import (
     SealKey,
     SealKeyError,
@@ -25,7 +26,6 @@ from portal.signing.seal import (
     sign,
     verify,
 )
-from portal.settings import Settings
 
 OPENSSL = "/usr/bin/openssl"
 VENDOR = "Nordlicht Cloud GmbH"

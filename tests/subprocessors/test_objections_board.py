@@ -110,7 +110,7 @@ async def test_each_outcome_resolves_the_objection_and_notifies_the_client(outco
     expected_state = AuthorisationState.AUTHORISED if outcome is Resolution.WITHDRAWN else AuthorisationState.OBJECTED
     assert row.state is expected_state
     signed = await fetch(engine, Agreement, lodged.agreement.id)
-    expected_status = AgreementStatus.ENDED if outcome is Resolution.TERMINATED else AgreementStatus.EXECUTED
+    expected_status = AgreementStatus.TERMINATED if outcome is Resolution.TERMINATED else AgreementStatus.EXECUTED
     assert signed.status is expected_status
     assert await count(engine, Agreement, Agreement.status == AgreementStatus.EXECUTED) == \
         (1 if outcome is Resolution.TERMINATED else 2)  # the other client's agreement is untouched

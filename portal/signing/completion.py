@@ -1,0 +1,173 @@
+"""The certificate of completion: the sealed evidence record as a document people read.
+
+Invariants:
+- everything in it comes from the sealed record (and the SHA-256 of its bytes), nothing from the database, so it
+  can never say more or other than evidence.json; it is a summary, not itself sealed, and says so;
+- every signature, and every event in the record's order, is listed; consent and authority texts verbatim;
+- a simple electronic signature is called exactly that, never qualified or advanced;
+- the same sealed record gives the same bytes (core properties and zip entry times are the execution time).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import zipfile
+from collections.abc import Mapping
+from typing import Any
+
+import docx
+from docx.opc.constants import RELATIONSHIP_TYPE
+from docx.shared import Pt
+
+from portal.signing.bundle import (
+    CERTIFICATE_OF_COMPLETION_NAME,
+    EVIDENCE_NAME,
+    README_NAME,
+    SealedEvidence,
+    deterministic_zip,
+    executed_at,
+    utc_text,
+)
+
+TITLE = "Certificate of completion"
+SMALL = Pt(8)
+LEVELS = {"SES": "Simple electronic signature (SES)"}
+TERMS = {
+    "notice_days": "Notice of sub-processor changes (days)",
+    "breach_target_hours": "Breach notification target (hours)",
+    "subprocessor_authorisation": "Sub-processor authorisation",
+}
+EVENT_COLUMNS = ("Seq", "Time", "Type", "Actor", "IP address", "User agent", "Authentication")
+
+
+def certificate_of_completion(sealed: SealedEvidence) -> bytes:
+    """The DOCX certificate of completion for ``sealed``, deterministic for the same record."""
+    record = sealed.record
+    agreement = record["agreement"]
+    document = docx.Document()
+    document.add_heading(TITLE, level=0)
+    document.add_paragraph(
+        f"This certificate summarises the evidence record sealed by {_say(agreement['vendor'].get('name'))} when "
+        f"the data processing agreement {_say(agreement.get('reference'))} was executed. The sealed record, "
+        f"{EVIDENCE_NAME} in the evidence bundle, is authoritative; this certificate is not itself sealed.")
+
+    document.add_heading("Agreement", level=1)
+    _facts(document, [
+        ("Reference", agreement.get("reference")),
+        ("Agreement ID", agreement.get("id")),
+        ("Client", agreement["client"].get("name")),
+        ("Vendor", agreement["vendor"].get("name")),
+        ("Executed (UTC)", utc_text(agreement.get("executed_at"))),
+        ("Template", _version(record.get("template"))),
+        ("Sub-processor list", _version(record.get("subprocessor_list"), "none")),
+        ("AI commitments", _version(record.get("ai_commitments"), "none published")),
+    ])
+
+    document.add_heading("Terms", level=1)
+    terms = record.get("terms") or {}
+    _facts(document, [(TERMS.get(name, name.replace("_", " ").capitalize()), value)
+                      for name, value in terms.items()] or [("Terms", "none recorded")])
+
+    document.add_heading("Documents", level=1)
+    _table(document, ("Role", "Name", "Description", "Bytes", "SHA-256"),
+           [(d.get("role"), d.get("name"), d.get("description"), d.get("bytes"), d.get("sha256"))
+            for d in record["documents"]])
+
+    document.add_heading("Signatures", level=1)
+    for signature in record.get("signatures") or []:
+        document.add_heading(f"{_say(signature.get('party')).capitalize()}: {_say(signature.get('name'))}", level=2)
+        level = signature.get("level")
+        _facts(document, [
+            ("Party", signature.get("party")),
+            ("Name", signature.get("name")),
+            ("Title", signature.get("title")),
+            ("Organisation", signature.get("organisation")),
+            ("Email", signature.get("email")),
+            ("Authentication method", signature.get("auth_method")),
+            ("Signature level", LEVELS.get(level, level) if isinstance(level, str) else level),
+            ("Signed at (UTC)", utc_text(signature.get("signed_at"))),
+            ("Document signed (SHA-256)", signature.get("document_sha256")),
+            ("IP address", signature.get("ip")),
+            ("User agent", signature.get("user_agent")),
+            ("Consent text", signature.get("consent_text")),
+            ("Authority statement", signature.get("authority_statement")),
+            ("Button pressed", signature.get("button_label")),
+        ])
+
+    document.add_heading("Events", level=1)
+    document.add_paragraph(f"Every event of the agreement's history, in order; {EVIDENCE_NAME} holds each one's "
+                           "details.")
+    _table(document, EVENT_COLUMNS,
+           [(e.get("seq"), utc_text(e.get("at")), e.get("type"), e.get("actor"), e.get("ip"), e.get("user_agent"),
+             e.get("auth_method")) for e in record.get("events") or []])
+
+    document.add_heading("Seal", level=1)
+    seal = record.get("seal") or {}
+    _facts(document, [
+        (f"SHA-256 of {EVIDENCE_NAME}", hashlib.sha256(sealed.data).hexdigest()),
+        ("Seal algorithm", seal.get("algorithm")),
+        ("Seal certificate SHA-256", seal.get("certificate_sha256")),
+    ])
+    document.add_paragraph(
+        f"To verify, follow {README_NAME} in the evidence bundle, which needs only sha256sum and openssl, or run "
+        "`portal verify` on the bundle. Compare the seal certificate's fingerprint with the one the vendor "
+        f"publishes on its portal's /verify page. This file is {CERTIFICATE_OF_COMPLETION_NAME} in the bundle.")
+
+    moment = executed_at(record)
+    properties = document.core_properties
+    properties.title = f"{TITLE}: {_say(agreement.get('reference'))}"
+    properties.author = properties.last_modified_by = _say(agreement["vendor"].get("name"))
+    properties.comments = ""
+    properties.revision = 1
+    if moment is not None:
+        properties.created = properties.modified = moment.replace(tzinfo=None)  # python-docx writes naive as UTC
+    _drop_thumbnail(document)
+    buffer = io.BytesIO()
+    document.save(buffer)
+    return _normalised(buffer.getvalue(), record)
+
+
+def _say(value: object) -> str:
+    return "" if value is None else str(value)
+
+
+def _version(item: object, absent: str = "none") -> str:
+    if not isinstance(item, Mapping):
+        return absent
+    effective = f", effective {item['effective_date']}" if item.get("effective_date") else ""
+    return f"version {_say(item.get('version'))}{effective}, SHA-256 {_say(item.get('sha256'))}"
+
+
+def _facts(document: Any, rows: list[tuple[str, object]]) -> None:
+    table = document.add_table(rows=0, cols=2)
+    table.style = document.styles["Table Grid"]
+    for label, value in rows:
+        cells = table.add_row().cells
+        cells[0].paragraphs[0].add_run(label).bold = True
+        cells[1].paragraphs[0].add_run(_say(value))
+
+
+def _table(document: Any, header: tuple[str, ...], rows: list[tuple[object, ...]]) -> None:
+    table = document.add_table(rows=0, cols=len(header))
+    table.style = document.styles["Table Grid"]
+    for index, row in enumerate([header, *rows]):
+        for cell, value in zip(table.add_row().cells, row, strict=True):
+            run = cell.paragraphs[0].add_run(_say(value))
+            run.font.size = SMALL
+            run.bold = index == 0
+
+
+def _drop_thumbnail(document: Any) -> None:
+    # python-docx's stock thumbnail shows a page that is not this document.
+    package = document.part.package
+    for key, relationship in list(package.rels.items()):
+        if relationship.reltype == RELATIONSHIP_TYPE.THUMBNAIL:
+            del package.rels[key]
+
+
+def _normalised(data: bytes, record: Mapping[str, Any]) -> bytes:
+    """The same package with every entry stamped with the execution time (python-docx stamps the build's clock)."""
+    with zipfile.ZipFile(io.BytesIO(data)) as package:
+        members = [(info.filename, package.read(info)) for info in package.infolist()]
+    return deterministic_zip(members, executed_at(record))
