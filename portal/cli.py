@@ -133,7 +133,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> None:
 
     if settings.is_sqlite:
         upgrade(settings.database_url)
-    logins = asyncio.run(in_transaction(settings, lambda session: load_demo(session, settings.base_url)))
+    logins = asyncio.run(in_transaction(settings, lambda session: load_demo(session, settings)))
     print(f"Demo loaded. Start the portal with `portal serve` and log in at {settings.base_url}/login as:")
     for line in logins:
         print(f"  {line}")

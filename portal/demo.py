@@ -1,4 +1,6 @@
-"""``portal demo``: a European AI SaaS vendor with three client organisations and their people.
+"""``portal demo``: a European AI SaaS vendor with three client organisations and their people, its sub-processor
+list with an upcoming change and an objection, its published DPA template, an executed agreement with its
+evidence, and an open re-signing campaign.
 
 Everything is created through the same services the pages use (the confirmed public subscriber excepted: its
 confirmation link only ever exists in a mailbox), so the demo's audit trail is real. Each capability
@@ -26,13 +28,17 @@ from portal.accounts.service import (
 )
 from portal.actors import Actor
 from portal.agreements import service as agreements
+from portal.agreements.events import Origin
 from portal.db import utcnow
-from portal.dpa import templates
+from portal.dpa import fields, profile, templates
+from portal.dpa.default_template import build_docx, default_text, parse
 from portal.notifications import catalog
 from portal.notifications.catalog import Topic
 from portal.notifications.models import PublicSubscriber, SubscriberStatus
 from portal.notifications.service import notify
 from portal.notifications.subscriptions import set_member_topics
+from portal.settings import Settings
+from portal.signing import campaign, ceremony
 from portal.subprocessors import publishing, registry, responses
 
 DEMO_PASSWORD = "demo-portal-2026"  # noqa: S105 - printed to the operator; demo data only
@@ -88,7 +94,7 @@ def login_lines() -> list[str]:
     return lines
 
 
-async def load_demo(session: AsyncSession, base_url: str = "http://127.0.0.1:8000") -> list[str]:
+async def load_demo(session: AsyncSession, settings: Settings) -> list[str]:
     """Create the demo organisations and people unless a vendor already exists; return the logins to print."""
     if await vendor_org(session) is not None:
         return ["A vendor organisation exists already, so no demo data was added. Demo logins, if it is the demo:",
@@ -101,9 +107,10 @@ async def load_demo(session: AsyncSession, base_url: str = "http://127.0.0.1:800
         org = await create_client_org(session, actor=actor, name=name)
         await _add_people(session, actor, org, people)
         clients.append(org)
-    await _notices(session, actor, clients, base_url)
-    await _subprocessors(session, actor, clients, base_url)
+    await _notices(session, actor, clients, settings.base_url)
+    await _subprocessors(session, actor, clients, settings.base_url)
     await _dpa_template(session, actor)
+    await _signed_agreements(session, clients, settings)
     return login_lines()
 
 
@@ -217,6 +224,77 @@ async def _member(session: AsyncSession, org: Organisation, email: str) -> Actor
 
 async def _dpa_template(session: AsyncSession, actor: Actor) -> None:
     """The default DPA shipped with the portal, published as the vendor's first template version."""
+    await profile.save_profile(session, actor=actor, raw=_vendor_details())
     draft = await templates.upload_default(session, actor=actor)
     await templates.publish(session, actor=actor, version_id=str(draft.id),
                             changelog="Our data processing agreement, based on the Commission's Art. 28(7) clauses.")
+
+
+def _vendor_details() -> dict[str, str]:
+    """The catalog's examples are the demo vendor's own details."""
+    return {f.name: str(f.example) for f in profile.PROFILE_FIELDS}
+
+
+def _client_details(org: Organisation, admin: str, contact_for_changes: str, contact_for_incidents: str,
+                    ) -> dict[str, str]:
+    """The catalog's example processing description, with the client's own party details and contacts."""
+    values = {f.name: str(f.example) for f in fields.FIELDS if f.name.split(".")[0] in {"client", "processing"}}
+    values |= {"client.name": org.name, "client.contact_name": admin, "client.contact_email":
+               f"{admin.split()[0].lower()}@{org.slug}.example", "agreement.effective_date": "2026-01-01",
+               "agreement.service_agreement": "Nordlicht Platform Subscription Agreement of 16 June 2025",
+               "contacts.subprocessor_changes": contact_for_changes, "contacts.incidents": contact_for_incidents}
+    values["processing.has_sensitive"] = "yes"
+    return values
+
+
+async def _signed_agreements(session: AsyncSession, clients: list[Organisation], settings: Settings) -> None:
+    """Acme signs version 1 in the portal (executed and sealed, with its evidence); Brightwell's is sent and not
+    signed yet; then version 2 is published, which opens a re-signing campaign: Acme and Brightwell get it ready to
+    sign, Copperleaf (agreement signed on paper) is asked for its details, and Brightwell's signatory has opened it."""
+    acme, brightwell, _copperleaf = clients
+    origin = Origin(ip="198.51.100.20", user_agent="Mozilla/5.0 (demo)", auth_method="password")
+    ada = await _member(session, acme, "ada.admin@acme-logistics.example")
+    sigrid = await _member(session, acme, "sigrid.signatory@acme-logistics.example")
+    lena = await _member(session, await _vendor(session), "lena.legal@nordlicht-ai.example")
+    acme_details = _client_details(acme, "Ada Admin", "Pia Privacy, DPO, pia.privacy@acme-logistics.example",
+                                   "Sven Security, CISO, sven.security@acme-logistics.example")
+    acme_draft = await ceremony.save_draft(session, actor=ada, org=acme, origin=origin, settings=settings,
+                                           data=ceremony.DraftInput(details=acme_details,
+                                                                    signatory_id=str(sigrid.user_id), terms={}))
+    await ceremony.send_for_signature(session, actor=ada, org=acme, agreement_id=str(acme_draft.id), origin=origin,
+                                      settings=settings)
+    await ceremony.sign(session, actor=sigrid, org=acme, agreement_id=str(acme_draft.id), origin=origin,
+                        settings=settings, vendor_name=VENDOR_NAME, data=ceremony.SignInput(
+                            "Sigrid Signatory", "Managing Director", acme_draft.document_sha256, True, True))
+    await ceremony.countersign(session, actor=lena, org=acme, agreement_id=str(acme_draft.id), origin=origin,
+                               settings=settings, vendor_name=VENDOR_NAME, data=ceremony.CountersignInput(
+                                   "Lena Legal", "General Counsel", acme_draft.document_sha256, True))
+    bram = await _member(session, brightwell, "bram.admin@brightwell.example")
+    bright_draft = await ceremony.save_draft(session, actor=bram, org=brightwell, origin=origin, settings=settings,
+                                             data=ceremony.DraftInput(details=_client_details(
+                                                 brightwell, "Bram de Vries", "Eva Jansen, DPO, eva.dpo@brightwell"
+                                                 ".example", "Eva Jansen, DPO, eva.dpo@brightwell.example"),
+                                                 signatory_id=str(bram.user_id), terms={}))
+    await ceremony.send_for_signature(session, actor=bram, org=brightwell, agreement_id=str(bright_draft.id),
+                                      origin=origin, settings=settings)
+    draft = await templates.upload(session, actor=lena, filename="dpa-v2.docx", data=_second_version())
+    await campaign.publish_and_roll_out(session, actor=lena, version_id=str(draft.id), settings=settings,
+                                        changelog="Annex III: a yearly review of the security measures with each "
+                                                  "client.")
+    opened = await ceremony.open_agreement(session, brightwell)
+    assert opened is not None
+    await ceremony.record_view(session, actor=bram, org=brightwell, agreement=opened, origin=origin)
+
+
+def _second_version() -> bytes:
+    """The default DPA with one more sentence in Annex III: a real second version with a redline."""
+    heading = "# Annex III \N{EN DASH} Technical and organisational measures\n\n"
+    text = default_text().replace(heading, heading + "The Processor reviews these measures with the Customer once a "
+                                  "year and records the outcome in the portal.\n\n", 1)
+    return build_docx(parse(text))
+
+
+async def _vendor(session: AsyncSession) -> Organisation:
+    vendor = await vendor_org(session)
+    assert vendor is not None
+    return vendor

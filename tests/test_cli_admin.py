@@ -7,13 +7,14 @@ import pytest
 from sqlalchemy import func, select
 
 from portal.accounts.models import Membership, Organisation, User
-from portal.agreements.models import Agreement
+from portal.agreements.models import Agreement, AgreementDocument
 from portal.audit.models import AuditEvent
 from portal.cli import main
 from portal.demo import CLIENTS, DEMO_PASSWORD, VENDOR_STAFF
 from portal.dpa.models import TemplateVersion
 from portal.notifications.models import Delivery, Notice
 from portal.security import verify_password
+from portal.signing.bundle import verify_bundle
 from portal.subprocessors.models import ChangeAuthorisation, ListVersion, Objection
 
 
@@ -98,6 +99,19 @@ async def test_demo_has_a_list_an_upcoming_change_an_objection_and_a_published_t
               (await db.execute(select(ChangeAuthorisation))).scalars()}
     first = {state for _org, version, state in states if version == versions[0].id}
     assert first == {"authorised", "deemed_authorised"}  # specific authorisation approved, general by silence
-    assert await db.scalar(select(func.count()).select_from(Agreement)) == len(CLIENTS)
-    [template] = (await db.execute(select(TemplateVersion))).scalars().all()
-    assert (template.number, template.filename) == (1, "default_dpa.docx")
+    templates = (await db.execute(select(TemplateVersion).order_by(TemplateVersion.number))).scalars().all()
+    assert [(t.number, t.filename) for t in templates] == [(1, "default_dpa.docx"), (2, "dpa-v2.docx")]
+
+
+async def test_demo_has_an_executed_sealed_agreement_and_an_open_re_signing_campaign(cli_env, db, capsys):
+    await run_cli(["demo"])
+    rows = (await db.execute(select(Organisation.name, Agreement.status, TemplateVersion.number)
+                             .join(Agreement, Agreement.org_id == Organisation.id)  # tenancy: test inspection
+                             .outerjoin(TemplateVersion, TemplateVersion.id == Agreement.template_version_id)
+                             .order_by(Organisation.name, Agreement.created_at))).all()
+    by_client = {name: [(status.value, number) for n, status, number in rows if n == name] for name in CLIENTS}
+    assert by_client["Acme Logistics SE"] == [("superseded", None), ("executed", 1), ("awaiting_signature", 2)]
+    assert by_client["Brightwell Health BV"] == [("executed", None), ("superseded", 1), ("awaiting_signature", 2)]
+    assert by_client["Copperleaf Retail AB"] == [("executed", None)]  # signed on paper: asked for its details
+    bundle = (await db.execute(select(AgreementDocument.data).where(AgreementDocument.kind == "bundle"))).scalar_one()
+    assert verify_bundle(bundle).ok

@@ -106,7 +106,7 @@ async def render_agreement(session: AsyncSession, *, agreement: Agreement, templ
         "notice_days": agreement.notice_days_or(settings.subprocessor_notice_days),
         "breach_target_hours": agreement.breach_target_hours_or(settings.breach_target_hours),
         "subprocessor_authorisation": Authorisation(agreement.subprocessor_authorisation).value,
-        "subprocessor_list.version": version.number if version else "none published",
+        "subprocessor_list.version": version.number if version else "",
         "subprocessor_list.effective_date": version.effective_date.isoformat() if version else "",
         "subprocessor_list.sha256": version.sha256 if version else "",
         "ai_commitments.version": "", "ai_commitments.effective_date": "", "ai_commitments.sha256": "",

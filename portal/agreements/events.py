@@ -6,6 +6,7 @@ requests appending at once cannot both take the same number.
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -41,13 +42,13 @@ ASSURANCE = {
 
 
 async def append(session: AsyncSession, org: Organisation, agreement: Agreement, *, type: EventType, actor: Actor,
-                 origin: Origin, data: dict[str, Any] | None = None) -> AgreementEvent:
-    """Add the next numbered event of ``agreement``."""
+                 origin: Origin, data: dict[str, Any] | None = None, at: dt.datetime | None = None) -> AgreementEvent:
+    """Add the next numbered event of ``agreement`` (``at``: when it happened, for a job acting at its own time)."""
     await session.execute(select(Agreement.id).where(Agreement.id == agreement.id).with_for_update())
     last = await session.scalar(scoped(select(func.coalesce(func.max(AgreementEvent.seq), 0))
                                        .where(AgreementEvent.agreement_id == agreement.id), AgreementEvent, org))
     row = AgreementEvent(id=uuid.uuid4(), org_id=agreement.org_id, agreement_id=agreement.id, seq=int(last or 0) + 1,
-                         type=type, at=utcnow(), actor=actor.label, user_id=actor.user_id, ip=origin.ip[:64],
+                         type=type, at=at or utcnow(), actor=actor.label, user_id=actor.user_id, ip=origin.ip[:64],
                          user_agent=origin.user_agent[:300], auth_method=origin.auth_method, data=data or {})
     session.add(row)
     await session.flush()

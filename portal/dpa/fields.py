@@ -152,7 +152,8 @@ FIELDS: tuple[Field, ...] = (
     Field("contacts.incidents", CONTACTS, "The client's contacts for security incidents and personal data "
           "breaches.", "Sven Security, CISO, sven.security@acme-logistics.example, +49 40 5558 0100",
           Source.CLIENT),
-    Field("subprocessor_list.version", SUBPROCESSORS, "Number of the sub-processor list version in Annex IV.", 7,
+    Field("subprocessor_list.version", SUBPROCESSORS, "Number of the sub-processor list version in Annex IV; empty "
+          "when none is published.", 7,
           Source.REGISTRY),
     Field("subprocessor_list.effective_date", SUBPROCESSORS, "The date that list version took effect.",
           "2026-01-12", Source.REGISTRY),

@@ -97,9 +97,9 @@ SPECS: dict[NoticeType, NoticeSpec] = {spec.type: spec for spec in [
     NoticeSpec(NoticeType.DPA_VERSION, "dpa.version_published", Topic.DPA, _SIGNING,
                fields={"version": _TEXT, "document_sha256": _TEXT, "summary": _TEXT}),
     NoticeSpec(NoticeType.SIGNATURE_REQUEST, "dpa.signature_requested", Topic.DPA, _SIGNING,
-               fields={"version": _TEXT, "due_date": _OPT_DATE}),
+               fields={"version": _TEXT, "due_date": _OPT_DATE, "reference": _TEXT, "signatory": _TEXT}),
     NoticeSpec(NoticeType.AGREEMENT_EXECUTED, "dpa.agreement_executed", Topic.DPA, _SIGNING,
-               fields={"version": _TEXT, "document_sha256": _TEXT, "executed_at": _TEXT}),
+               fields={"version": _TEXT, "document_sha256": _TEXT, "executed_at": _TEXT, "reference": _TEXT}),
     NoticeSpec(NoticeType.BREACH_NOTICE, "breach.notified", Topic.BREACHES, _SECURITY,
                fields={"incident": _TEXT, "aware_at": _TEXT, "nature": _TEXT, "categories": _TEXT,
                        "approximate_numbers": _TEXT, "likely_consequences": _TEXT, "measures": _TEXT,
@@ -183,17 +183,21 @@ def dpa_version(*, version: str, document_sha256: str, summary: str, link: str) 
                          dict(fields), fields)
 
 
-def signature_request(*, version: str, due_date: dt.date | None, link: str) -> NoticeContent:
-    fields = {"version": version, "due_date": _day(due_date)}
+def signature_request(*, version: str, due_date: dt.date | None, link: str, reference: str = "",
+                      signatory: str = "") -> NoticeContent:
+    """``signatory``: who the client's admin asked to sign (the organisation's admins and signatories all hear)."""
+    fields = {"version": version, "due_date": _day(due_date), "reference": reference, "signatory": signatory}
     return NoticeContent(NoticeType.SIGNATURE_REQUEST, f"Please sign version {version} of the data processing "
                          "agreement", link, dict(fields), fields)
 
 
-def agreement_executed(*, version: str, document_sha256: str, executed_at: dt.datetime,
-                       link: str) -> NoticeContent:
-    fields = {"version": version, "document_sha256": document_sha256, "executed_at": executed_at.isoformat()}
-    return NoticeContent(NoticeType.AGREEMENT_EXECUTED, f"Data processing agreement {version} executed", link,
-                         dict(fields), fields)
+def agreement_executed(*, version: str, document_sha256: str, executed_at: dt.datetime, link: str,
+                       reference: str = "") -> NoticeContent:
+    fields = {"version": version, "document_sha256": document_sha256, "executed_at": executed_at.isoformat(),
+              "reference": reference}
+    title = f"Data processing agreement {reference or version} executed" + (
+        f" (template version {version})" if reference else "")
+    return NoticeContent(NoticeType.AGREEMENT_EXECUTED, title, link, dict(fields), fields)
 
 
 def breach_notice(*, incident: str, aware_at: dt.datetime, nature: str, categories: str,

@@ -65,10 +65,11 @@ async def publish_and_roll_out(session: AsyncSession, *, actor: Actor, version_i
     version = await templates.publish(session, actor=actor, version_id=version_id, changelog=changelog)
     ready = needed = superseded = 0
     for org in await _clients_with_agreements(session):
-        outcome = await _roll_out_to(session, org=org, version=version, actor=actor, settings=settings)
-        ready += outcome == "ready"
-        needed += outcome == "details"
-        superseded += outcome.endswith("+superseded")
+        prepared, superseded_one = await _roll_out_to(session, org=org, version=version, actor=actor,
+                                                      settings=settings)
+        ready += prepared
+        needed += not prepared
+        superseded += superseded_one
     await audit.record(session, actor=actor, tag="dpa_campaign:started", subject=version,
                        data={"version": version.number, "ready_to_sign": ready, "details_needed": needed,
                              "superseded": superseded})
@@ -89,9 +90,10 @@ async def _agreements_of(session: AsyncSession, org: Organisation) -> list[Agree
 
 
 async def _roll_out_to(session: AsyncSession, *, org: Organisation, version: TemplateVersion, actor: Actor,
-                       settings: Settings) -> str:
+                       settings: Settings) -> tuple[bool, bool]:
+    """Ask ``org`` to sign ``version``: (whether an agreement is ready to sign, whether an open one was superseded)."""
     history = await _agreements_of(session, org)
-    outcome = ""
+    superseded = False
     for agreement in history:
         if agreement.status.is_open and agreement.template_version_id != version.id:
             agreement.status = AgreementStatus.SUPERSEDED
@@ -102,15 +104,15 @@ async def _roll_out_to(session: AsyncSession, *, org: Organisation, version: Tem
                          data={"template_version": version.number})
             await audit.record(session, actor=actor, tag="agreement:superseded", subject=agreement, org_id=org.id,
                                data={"template_version": version.number})
-            outcome = "+superseded"
+            superseded = True
     basis = next((a for a in history if a.details), None)
     people = {user.id for user in await signatories(session, org)}
     if basis is None or basis.signatory_user_id not in people:
         await _notify(session, org=org, version=version, actor=actor, settings=settings, agreement=None)
-        return "details" + outcome
+        return False, superseded
     agreement = await _prepared(session, org=org, basis=basis, version=version, actor=actor, settings=settings)
     await _notify(session, org=org, version=version, actor=actor, settings=settings, agreement=agreement)
-    return "ready" + outcome
+    return True, superseded
 
 
 async def _prepared(session: AsyncSession, *, org: Organisation, basis: Agreement, version: TemplateVersion,
@@ -201,9 +203,10 @@ async def send_reminders(session: AsyncSession, *, now: dt.datetime, settings: S
             continue
         template = await session.get(TemplateVersion, agreement.template_version_id)
         await append(session, agreement.org, agreement, type=EventType.REMINDED, actor=actor, origin=SYSTEM,
-                     data={"interval_days": settings.resign_reminder_days})
+                     data={"interval_days": settings.resign_reminder_days}, at=now)
         await notify(session, actor=actor, orgs=[agreement.org], subject=agreement, content=catalog.signature_request(
-            version=str(template.number if template else ""), due_date=None, link=link(settings, agreement)))
+            version=str(template.number if template else ""), due_date=None, link=link(settings, agreement),
+            reference=agreement.reference))
         reminded += 1
     return reminded
 
@@ -232,12 +235,15 @@ async def board(session: AsyncSession, *, actor: Actor) -> tuple[TemplateVersion
         in_force = next((a for a in history if a.status is AgreementStatus.EXECUTED), None)
         latest = history[0] if history else None
         current = newest is not None and in_force is not None and in_force.template_version_id == newest.id
-        rows.append(BoardRow(org, in_force, latest, None if current or latest is None
-                             else await _state(session, org, latest), not current and in_force is not None))
+        state = None if current or latest is None or newest is None else await _state(session, org, latest, newest)
+        rows.append(BoardRow(org, in_force, latest, state, not current and in_force is not None))
     return newest, rows
 
 
-async def _state(session: AsyncSession, org: Organisation, latest: Agreement) -> CampaignState:
+async def _state(session: AsyncSession, org: Organisation, latest: Agreement,
+                 newest: TemplateVersion) -> CampaignState:
+    if latest.template_version_id != newest.id:  # asked to sign the newest version and not started yet
+        return CampaignState.PENDING
     if latest.status in (AgreementStatus.AWAITING_COUNTERSIGNATURE, AgreementStatus.EXECUTED):
         return CampaignState.SIGNED
     if latest.status is AgreementStatus.DECLINED:

@@ -28,6 +28,7 @@ async def board(request: Request) -> Response:
     counts = {state: sum(1 for row in rows if row.state is state) for state in campaign.CampaignState}
     return render(request, "signing/board.html", {
         "newest": newest, "rows": rows, "counts": counts, "labels": STATE_LABELS,
+        "up_to_date": sum(1 for row in rows if row.in_force is not None and not row.outdated),
         "reminder_days": settings_of(request).resign_reminder_days,
     })
 

@@ -165,9 +165,12 @@ async def save_draft(session: AsyncSession, *, actor: Actor, org: Organisation, 
     agreement = await open_agreement(session, org)
     if agreement is not None and agreement.status is not AgreementStatus.DRAFT:
         raise Conflict("This agreement has already been sent for signature; its details can no longer change.")
-    current = agreement_details.Terms(agreement.notice_days if agreement else None,
-                                      agreement.breach_target_hours if agreement else None,
-                                      agreement.subprocessor_authorisation if agreement else Authorisation.GENERAL)
+    # Terms carry over from the agreement being prepared, else from the one in force (also one signed on paper).
+    basis = agreement or (await session.execute(scoped(
+        select(Agreement).where(Agreement.status == AgreementStatus.EXECUTED), Agreement, org))).scalar_one_or_none()
+    current = agreement_details.Terms(basis.notice_days if basis else None,
+                                      basis.breach_target_hours if basis else None,
+                                      basis.subprocessor_authorisation if basis else Authorisation.GENERAL)
     terms = agreement_details.clean_terms(data.terms, allowed=settings.negotiable_terms, current=current)
     created = agreement is None
     if agreement is None:
@@ -219,7 +222,8 @@ async def send_for_signature(session: AsyncSession, *, actor: Actor, org: Organi
     await audit.record(session, actor=actor, tag="agreement:sent_for_signature", subject=agreement, org_id=org.id,
                        data={"document_sha256": agreement.document_sha256})
     await notify(session, actor=actor, orgs=[org], subject=agreement, content=catalog.signature_request(
-        version=str(template.number), due_date=None, link=link(settings, agreement)))
+        version=str(template.number), due_date=None, link=link(settings, agreement), reference=agreement.reference,
+        signatory=f"{signatory.name} ({signatory.email})" if signatory else ""))
     return agreement
 
 

@@ -157,4 +157,4 @@ async def execute(session: AsyncSession, *, agreement: Agreement, org: Organisat
     assert agreement.executed_at is not None
     await notify(session, actor=actor, orgs=[org], subject=agreement, content=catalog.agreement_executed(
         version=str(template.number), document_sha256=agreement.document_sha256, executed_at=agreement.executed_at,
-        link=f"{settings.base_url}/orgs/{org.id}/agreements/{agreement.id}"))
+        link=f"{settings.base_url}/orgs/{org.id}/agreements/{agreement.id}", reference=agreement.reference))

@@ -160,7 +160,7 @@ async def agreement_page(request: Request, *, error: PortalError | None = None, 
         "org": org, "agreement": agreement, "template": template, "signatures": signatures,
         "documents": documents, "events": await events_of(session, org, agreement),
         "blocks": document_blocks(agreement.document_docx) if agreement.document_docx else [],
-        "signatory": signatory, "assurance": ASSURANCE,
+        "signatory": signatory, "assurance": ASSURANCE, "vendor_name": vendor_name,
         "can_prepare": own and actor.can(Permission.PREPARE_AGREEMENTS),
         "can_sign": own and actor.can(Permission.SIGN_AGREEMENTS),
         "can_countersign": not own and actor.can(Permission.MANAGE_AGREEMENTS),
@@ -185,8 +185,9 @@ async def send(request: Request) -> Response:
                                                       origin=origin_of(request), settings=settings_of(request))
     except Conflict as exc:
         return await agreement_page(request, error=exc, failed="send", status=exc.status)
-    return redirect(request, _url(org, agreement), flash="Sent for signature: the organisation's signatories are "
-                                                         "notified.")
+    return redirect(request, _url(org, agreement), flash="Sent for signature: the signatory you chose is asked to "
+                                                         "sign, and the organisation's admins and signatories are "
+                                                         "told.")
 
 
 def _checked(form: Any, name: str) -> bool:

@@ -121,3 +121,87 @@ async def test_only_the_clients_signatories_sign(world, settings, db):
         with pytest.raises(error):
             await ceremony.sign(db, actor=actor(member), org=who.org, agreement_id=str(agreement.id),
                                 data=sign_input(agreement), origin=ORIGIN, settings=settings, vendor_name=VENDOR)
+
+
+async def test_a_declined_agreement_keeps_the_reason_and_can_be_prepared_again(world, settings, db):
+    await published_template(world)
+    who = await parties(world)
+    agreement = await sent_agreement(world, who, settings)
+    with pytest.raises(InvalidInput):
+        await ceremony.decline(db, actor=actor(who.signatory), org=who.org, agreement_id=str(agreement.id),
+                               reason="  ", origin=ORIGIN)
+    await ceremony.decline(db, actor=actor(who.signatory), org=who.org, agreement_id=str(agreement.id),
+                           reason="Clause 9 needs our DPO's review", origin=ORIGIN)
+    await world.commit()
+    assert (agreement.status, agreement.decline_reason) == (AgreementStatus.DECLINED,
+                                                            "Clause 9 needs our DPO's review")
+    again = await sent_agreement(world, who, settings)  # the admin starts over; the declined one stays as history
+    assert again.id != agreement.id and again.status is AgreementStatus.AWAITING_SIGNATURE
+
+
+async def test_automatic_countersignature_executes_at_the_clients_signature(world, settings, db):
+    from dataclasses import replace
+
+    auto = replace(settings, auto_countersign="Olivia Owner, Chief Executive Officer")
+    await published_template(world)
+    who = await parties(world)
+    agreement = await sent_agreement(world, who, auto)
+    await ceremony.sign(db, actor=actor(who.signatory), org=who.org, agreement_id=str(agreement.id),
+                        data=sign_input(agreement), origin=ORIGIN, settings=auto, vendor_name=VENDOR)
+    await world.commit()
+    assert agreement.status is AgreementStatus.EXECUTED
+    vendor = (await db.execute(select(Signature).where(Signature.party == "vendor"))).scalar_one()
+    assert (vendor.name, vendor.title, vendor.auth_method) == ("Olivia Owner", "Chief Executive Officer", "system")
+
+
+async def test_negotiated_terms_are_taken_only_where_the_vendor_allows_them(world, settings, db):
+    from dataclasses import replace
+
+    from tests.signing.support import client_details
+
+    await published_template(world)
+    who = await parties(world)
+    terms = {"notice_days": "45", "breach_target_hours": "24", "subprocessor_authorisation": "specific"}
+    data = ceremony.DraftInput(details=client_details(), signatory_id=str(who.signatory.user_id), terms=terms)
+    fixed = await ceremony.save_draft(db, actor=actor(who.admin), org=who.org, data=data, origin=ORIGIN,
+                                      settings=settings)
+    assert (fixed.notice_days, fixed.breach_target_hours, fixed.subprocessor_authorisation.value) == (
+        None, None, "general")
+    negotiable = replace(settings, negotiable_terms=True)
+    agreed = await ceremony.save_draft(db, actor=actor(who.admin), org=who.org, data=data, origin=ORIGIN,
+                                       settings=negotiable)
+    assert (agreed.notice_days, agreed.breach_target_hours, agreed.subprocessor_authorisation.value) == (
+        45, 24, "specific")
+    assert agreed.document_context["notice_days"] == 45 and agreed.document_context["breach_target_hours"] == 24
+    with pytest.raises(InvalidInput) as refused:
+        await ceremony.save_draft(db, actor=actor(who.admin), org=who.org, origin=ORIGIN, settings=negotiable,
+                                  data=ceremony.DraftInput(details=client_details(),
+                                                           signatory_id=str(who.signatory.user_id),
+                                                           terms={**terms, "breach_target_hours": "96"}))
+    assert set(refused.value.fields) == {"breach_target_hours"}
+
+
+async def test_without_the_vendors_details_nothing_is_rendered(world, settings, db):
+    from portal.dpa import templates
+    from tests.signing.support import SYSTEM, client_details
+
+    draft = await templates.upload_default(db, actor=SYSTEM)
+    await templates.publish(db, actor=SYSTEM, version_id=str(draft.id), changelog="First")
+    await world.commit()
+    who = await parties(world)
+    with pytest.raises(InvalidInput, match="The vendor has not completed its own details"):
+        await ceremony.save_draft(db, actor=actor(who.admin), org=who.org, origin=ORIGIN, settings=settings,
+                                  data=ceremony.DraftInput(details=client_details(),
+                                                           signatory_id=str(who.signatory.user_id), terms={}))
+
+
+async def test_the_signatory_must_hold_the_role(world, settings, db):
+    from tests.signing.support import client_details
+
+    await published_template(world)
+    who = await parties(world)
+    with pytest.raises(InvalidInput) as refused:
+        await ceremony.save_draft(db, actor=actor(who.admin), org=who.org, origin=ORIGIN, settings=settings,
+                                  data=ceremony.DraftInput(details=client_details(),
+                                                           signatory_id=str(who.admin.user_id), terms={}))
+    assert "signatory_id" in refused.value.fields
