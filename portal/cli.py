@@ -162,7 +162,7 @@ def cmd_audit_verify(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def cmd_verify(args: argparse.Namespace) -> None:
-    from portal.signing.bundle import verify_bundle
+    from portal.signing.bundle_check import verify_bundle
 
     try:
         data = Path(args.file).read_bytes()

@@ -14,7 +14,7 @@ from portal.demo import CLIENTS, DEMO_PASSWORD, VENDOR_STAFF
 from portal.dpa.models import TemplateVersion
 from portal.notifications.models import Delivery, Notice
 from portal.security import verify_password
-from portal.signing.bundle import verify_bundle
+from portal.signing.bundle_check import verify_bundle
 from portal.subprocessors.models import ChangeAuthorisation, ListVersion, Objection
 
 

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from portal.accounts.models import Organisation
 from portal.actors import Actor
 from portal.agreements.models import Agreement, AgreementDocument, AgreementStatus, DocumentKind
-from portal.signing.bundle import BundleReport, verify_bundle
+from portal.signing.bundle_check import BundleReport, verify_bundle
 
 
 @dataclass(frozen=True)

@@ -29,12 +29,11 @@ from portal.signing.bundle import (
     PUBLIC_KEY_NAME,
     README_NAME,
     SIGNATURE_NAME,
-    BundleReport,
     SealedEvidence,
     build_bundle,
     seal_evidence,
-    verify_bundle,
 )
+from portal.signing.bundle_check import BundleReport, verify_bundle
 from portal.signing.completion import certificate_of_completion
 from portal.signing.seal import (
     SealKey,

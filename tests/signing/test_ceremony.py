@@ -18,7 +18,7 @@ from portal.agreements.models import (
 )
 from portal.errors import Conflict, Forbidden, InvalidInput, NotFound
 from portal.signing import ceremony
-from portal.signing.bundle import verify_bundle
+from portal.signing.bundle_check import verify_bundle
 from tests.signing.support import ORIGIN, actor, parties, person, published_template, sent_agreement, sign_input
 
 VENDOR = "Lumen AI GmbH"
