@@ -8,10 +8,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
 # LibreOffice makes the PDF copy of an executed DPA (portal/signing/pdf.py); Carlito is metric-compatible with
-# Word's default Calibri, so pages break where they do in Word. Its own layer, before the source is copied, so a
-# code change does not download it again.
+# Word's default Calibri, so pages break where they do in Word. tini is PID 1 and reaps what a conversion killed at
+# its timeout leaves behind. Its own layer, before the source is copied, so a code change does not download it again.
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends libreoffice-writer-nogui fonts-crosextra-carlito \
+    && apt-get install -y --no-install-recommends libreoffice-writer-nogui fonts-crosextra-carlito tini \
     && rm -rf /var/lib/apt/lists/*
 
 COPY . /tmp/src
@@ -35,4 +35,5 @@ EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('PORTAL_PORT', '8000'), timeout=4)"]
 
+ENTRYPOINT ["/usr/bin/tini", "--"]
 CMD ["portal", "serve"]

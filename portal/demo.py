@@ -38,7 +38,7 @@ from portal.notifications.models import PublicSubscriber, SubscriberStatus
 from portal.notifications.service import notify
 from portal.notifications.subscriptions import set_member_topics
 from portal.settings import Settings
-from portal.signing import campaign, ceremony
+from portal.signing import access, campaign, ceremony, preparation
 from portal.subprocessors import publishing, registry, responses
 
 DEMO_PASSWORD = "demo-portal-2026"  # noqa: S105 - printed to the operator; demo data only
@@ -258,10 +258,10 @@ async def _signed_agreements(session: AsyncSession, clients: list[Organisation],
     lena = await _member(session, await _vendor(session), "lena.legal@nordlicht-ai.example")
     acme_details = _client_details(acme, "Ada Admin", "Pia Privacy, DPO, pia.privacy@acme-logistics.example",
                                    "Sven Security, CISO, sven.security@acme-logistics.example")
-    acme_draft = await ceremony.save_draft(session, actor=ada, org=acme, origin=origin, settings=settings,
-                                           data=ceremony.DraftInput(details=acme_details,
+    acme_draft = await preparation.save_draft(session, actor=ada, org=acme, origin=origin, settings=settings,
+                                           data=preparation.DraftInput(details=acme_details,
                                                                     signatory_id=str(sigrid.user_id), terms={}))
-    await ceremony.send_for_signature(session, actor=ada, org=acme, agreement_id=str(acme_draft.id), origin=origin,
+    await preparation.send_for_signature(session, actor=ada, org=acme, agreement_id=str(acme_draft.id), origin=origin,
                                       settings=settings)
     await ceremony.sign(session, actor=sigrid, org=acme, agreement_id=str(acme_draft.id), origin=origin,
                         settings=settings, vendor_name=VENDOR_NAME, data=ceremony.SignInput(
@@ -270,20 +270,20 @@ async def _signed_agreements(session: AsyncSession, clients: list[Organisation],
                                settings=settings, vendor_name=VENDOR_NAME, data=ceremony.CountersignInput(
                                    "Lena Legal", "General Counsel", acme_draft.document_sha256, True))
     bram = await _member(session, brightwell, "bram.admin@brightwell.example")
-    bright_draft = await ceremony.save_draft(session, actor=bram, org=brightwell, origin=origin, settings=settings,
-                                             data=ceremony.DraftInput(details=_client_details(
+    bright_draft = await preparation.save_draft(session, actor=bram, org=brightwell, origin=origin, settings=settings,
+                                             data=preparation.DraftInput(details=_client_details(
                                                  brightwell, "Bram de Vries", "Eva Jansen, DPO, eva.dpo@brightwell"
                                                  ".example", "Eva Jansen, DPO, eva.dpo@brightwell.example"),
                                                  signatory_id=str(bram.user_id), terms={}))
-    await ceremony.send_for_signature(session, actor=bram, org=brightwell, agreement_id=str(bright_draft.id),
+    await preparation.send_for_signature(session, actor=bram, org=brightwell, agreement_id=str(bright_draft.id),
                                       origin=origin, settings=settings)
     draft = await templates.upload(session, actor=lena, filename="dpa-v2.docx", data=_second_version())
     await campaign.publish_and_roll_out(session, actor=lena, version_id=str(draft.id), settings=settings,
                                         changelog="Annex III: a yearly review of the security measures with each "
                                                   "client.")
-    opened = await ceremony.open_agreement(session, brightwell)
+    opened = await access.open_agreement(session, brightwell)
     assert opened is not None
-    await ceremony.record_view(session, actor=bram, org=brightwell, agreement=opened, origin=origin)
+    await preparation.record_view(session, actor=bram, org=brightwell, agreement=opened, origin=origin)
 
 
 def _second_version() -> bytes:

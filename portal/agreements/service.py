@@ -13,7 +13,8 @@ from portal import audit
 from portal.accounts.models import Organisation
 from portal.accounts.roles import Permission
 from portal.actors import Actor
-from portal.agreements.models import Agreement, AgreementSource, AgreementStatus, Authorisation
+from portal.agreements import events
+from portal.agreements.models import Agreement, AgreementSource, AgreementStatus, Authorisation, EventType
 from portal.db import utcnow
 from portal.errors import InvalidInput, NotFound
 from portal.tenancy import get_scoped, scoped
@@ -71,7 +72,7 @@ async def record_agreement(session: AsyncSession, *, actor: Actor, org: Organisa
     reference, signed_on, authorisation, notice_days = _checked(data)
     previous = await active_agreement(session, org)
     if previous is not None:
-        await _end(session, actor=actor, agreement=previous, reason=f"superseded by {reference}",
+        await _end(session, actor=actor, org=org, agreement=previous, reason=f"superseded by {reference}",
                    status=AgreementStatus.SUPERSEDED)
     agreement = Agreement(org_id=org.id, reference=reference, signed_on=signed_on, source=AgreementSource.RECORDED,
                           subprocessor_authorisation=authorisation, notice_days=notice_days,
@@ -84,12 +85,16 @@ async def record_agreement(session: AsyncSession, *, actor: Actor, org: Organisa
     return agreement
 
 
-async def _end(session: AsyncSession, *, actor: Actor, agreement: Agreement, reason: str,
+async def _end(session: AsyncSession, *, actor: Actor, org: Organisation, agreement: Agreement, reason: str,
                status: AgreementStatus = AgreementStatus.TERMINATED) -> None:
     agreement.status = status
     agreement.ended_at = utcnow()
     agreement.end_reason = reason[:500]
     await session.flush()
+    if agreement.in_portal:  # its own history (and any later evidence) shows how it ended
+        kind = EventType.SUPERSEDED if status is AgreementStatus.SUPERSEDED else EventType.TERMINATED
+        await events.append(session, org, agreement, type=kind, actor=actor, origin=events.Origin(ip=actor.ip),
+                            data={"reason": agreement.end_reason})
     await audit.record(session, actor=actor, tag="agreement:ended", subject=agreement, org_id=agreement.org_id,
                        data={"reference": agreement.reference, "reason": agreement.end_reason})
 
@@ -103,7 +108,7 @@ async def end_agreement(session: AsyncSession, *, actor: Actor, org: Organisatio
         raise InvalidInput("This agreement has already ended.")
     if not reason.strip():
         raise InvalidInput("Say why the agreement ends.", fields={"reason": "Required."})
-    await _end(session, actor=actor, agreement=agreement, reason=reason.strip())
+    await _end(session, actor=actor, org=org, agreement=agreement, reason=reason.strip())
     return agreement
 
 
@@ -111,7 +116,7 @@ async def end_for_termination(session: AsyncSession, *, actor: Actor, org: Organ
     """End ``org``'s active agreement because an objection was resolved by terminating it (if one is active)."""
     agreement = await active_agreement(session, org)
     if agreement is not None:
-        await _end(session, actor=actor, agreement=agreement, reason=reason)
+        await _end(session, actor=actor, org=org, agreement=agreement, reason=reason)
 
 
 async def active_agreement(session: AsyncSession, org: Organisation) -> Agreement | None:

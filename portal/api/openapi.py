@@ -47,14 +47,24 @@ def _error_response(description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": ERROR}}}
 
 
+def _success(endpoint: Endpoint) -> dict[str, Any]:
+    if endpoint.status == 204:
+        return {"description": "Done"}
+    response: dict[str, Any] = {"description": "OK", "content": {
+        media_type: {"schema": endpoint.response} for media_type in endpoint.media_types}}
+    if endpoint.is_download:
+        response["description"] = "The file, in one of these media types."
+        response["headers"] = {"Content-Disposition": {
+            "description": "`attachment; filename=\"...\"`: the file's name.", "schema": {"type": "string"}}}
+    return response
+
+
 def _operation(endpoint: Endpoint) -> dict[str, Any]:
     operation: dict[str, Any] = {
         "operationId": endpoint.operation_id,
         "summary": endpoint.summary,
         "tags": [endpoint.tag],
-        "responses": {str(endpoint.status): (
-            {"description": "Done"} if endpoint.status == 204 else
-            {"description": "OK", "content": {"application/json": {"schema": endpoint.response}}})},
+        "responses": {str(endpoint.status): _success(endpoint)},
     }
     if endpoint.request is not None:
         operation["requestBody"] = {"required": True,
@@ -64,7 +74,7 @@ def _operation(endpoint: Endpoint) -> dict[str, Any]:
         operation["description"] = endpoint.description
     if endpoint.path_params:
         operation["parameters"] = [
-            {"name": name, "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
+            {"name": name, "in": "path", "required": True, "schema": endpoint.param_schema(name)}
             for name in endpoint.path_params
         ]
     if endpoint.public:

@@ -7,14 +7,16 @@ Invariants:
 - every endpoint except those declared ``public`` needs ``Authorization: Bearer <token>`` of a live token;
   no cookie or session is read, so there is no CSRF surface;
 - a missing, unknown, expired or revoked token answers 401 with ``WWW-Authenticate: Bearer``; a token
-  without the endpoint's scope answers 403; both in the one JSON error shape.
+  without the endpoint's scope answers 403; both in the one JSON error shape;
+- a success is JSON, except for downloads (``download``), whose handler returns the file as a ``Response`` with
+  one of the media types the endpoint declares.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.requests import Request
@@ -29,6 +31,9 @@ from portal.web import client_ip, db
 
 PREFIX = "/api/v1"
 _PATH_PARAM = re.compile(r"{([a-z_]+)}")
+JSON = "application/json"
+BINARY = {"type": "string", "format": "binary"}
+ID_PARAM = {"type": "string", "format": "uuid"}
 
 
 @dataclass(frozen=True)
@@ -78,6 +83,8 @@ class Endpoint:
     tag: str
     request: dict[str, Any] | None = None  # JSON Schema of the request body (POST, PUT)
     status: int = 200
+    media_types: tuple[str, ...] = (JSON,)  # of the success body; other than JSON only for downloads
+    params: dict[str, dict[str, Any]] = field(default_factory=dict)  # schemas of path parameters that are not ids
 
     @property
     def full_path(self) -> str:
@@ -90,6 +97,14 @@ class Endpoint:
     @property
     def operation_id(self) -> str:
         return self.handler.__name__
+
+    @property
+    def is_download(self) -> bool:
+        """The success body is a file (``download``), not JSON."""
+        return self.response == BINARY
+
+    def param_schema(self, name: str) -> dict[str, Any]:
+        return self.params.get(name, ID_PARAM)
 
 
 class ApiRegistry:
@@ -108,9 +123,18 @@ class ApiRegistry:
         return self.operation("GET", path, summary=summary, response=response, scope=scope,
                               description=description, tag=tag)
 
+    def download(self, path: str, *, summary: str, media_types: Iterable[str], scope: str | None = None,
+                 params: dict[str, dict[str, Any]] | None = None, description: str = "",
+                 tag: str = "API") -> Callable[[Handler], Handler]:
+        """Register a token-authenticated GET endpoint whose handler returns the file itself as a ``Response``
+        with one of ``media_types``; ``params`` gives the schemas of path parameters that are not ids."""
+        return self.operation("GET", path, summary=summary, response=BINARY, scope=scope, description=description,
+                              tag=tag, media_types=tuple(sorted(set(media_types))), params=params)
+
     def operation(self, method: str, path: str, *, summary: str, response: dict[str, Any],
                   scope: str | None = None, request: dict[str, Any] | None = None, status: int = 200,
-                  description: str = "", tag: str = "API") -> Callable[[Handler], Handler]:
+                  description: str = "", tag: str = "API", media_types: tuple[str, ...] = (JSON,),
+                  params: dict[str, dict[str, Any]] | None = None) -> Callable[[Handler], Handler]:
         """Register a token-authenticated endpoint; ``request`` documents the JSON body the handler reads
         (with ``json_body``), ``status`` the success status (201 for creations, 204 without body)."""
         if scope is not None and scope not in SCOPES:
@@ -118,7 +142,7 @@ class ApiRegistry:
 
         def register(handler: Handler) -> Handler:
             self._add(Endpoint(method, path, summary, description, scope, False, response, handler, tag,
-                               request, status))
+                               request, status, media_types, dict(params or {})))
             return handler
 
         return register
@@ -136,6 +160,8 @@ class ApiRegistry:
     def _add(self, endpoint: Endpoint) -> None:
         if any(e.method == endpoint.method and e.path == endpoint.path for e in self.endpoints):
             raise ValueError(f"{endpoint.method} {endpoint.path} is registered twice")
+        if unknown := set(endpoint.params) - set(endpoint.path_params):
+            raise ValueError(f"{endpoint.path} has no path parameter {', '.join(sorted(unknown))}")
         self.endpoints.append(endpoint)
 
     def routes(self) -> list[Route]:
@@ -177,6 +203,11 @@ def _endpoint_app(endpoint: Endpoint) -> Callable[[Request], Awaitable[Response]
             return response
         if endpoint.status == 204:
             return Response(status_code=204, headers={"Cache-Control": "no-store"})
+        if endpoint.is_download:
+            if not isinstance(body, Response):
+                raise TypeError(f"{endpoint.operation_id} must return the file as a Response")
+            body.headers["Cache-Control"] = "no-store"
+            return body
         return JSONResponse(body, status_code=endpoint.status, headers={"Cache-Control": "no-store"})
 
     run.__name__ = endpoint.operation_id

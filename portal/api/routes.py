@@ -6,6 +6,7 @@ from portal.api import endpoints, openapi  # noqa: F401 - importing registers th
 from portal.api.registry import api
 from portal.notifications import api as notices_api  # noqa: F401
 from portal.notifications import webhook_api  # noqa: F401
+from portal.signing import api as agreements_api  # noqa: F401
 from portal.subprocessors import api as subprocessors_api  # noqa: F401
 
 routes: list[BaseRoute] = list(api.routes())

@@ -38,7 +38,7 @@ from portal.errors import NotFound
 from portal.notifications import catalog
 from portal.notifications.service import notify
 from portal.settings import Settings
-from portal.signing.ceremony import WITH_DOCUMENT, link, signatories
+from portal.signing.access import WITH_DOCUMENT, link, signatories
 from portal.tenancy import scoped
 
 SYSTEM = Origin()

@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from portal.signing import campaign, ceremony
+from portal.signing import access, campaign
 from portal.signing.routes import AGREEMENT, client_org
 from portal.web import actor_of, db, render, settings_of
 
@@ -36,7 +36,7 @@ async def board(request: Request) -> Response:
 async def redline(request: Request) -> Response:
     actor = actor_of(request)
     org = await client_org(request, actor)
-    agreement = await ceremony.agreement_of(db(request), actor=actor, org=org,
+    agreement = await access.agreement_of(db(request), actor=actor, org=org,
                                             agreement_id=request.path_params["agreement_id"])
     found = await campaign.redline_for(db(request), org=org, agreement=agreement)
     return render(request, "signing/redline.html", {

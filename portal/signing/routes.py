@@ -8,11 +8,9 @@ the input as typed and the reason beside its field; its 4xx response rolls every
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import undefer
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -27,8 +25,9 @@ from portal.agreements.events import ASSURANCE, Origin, events_of
 from portal.agreements.models import Agreement, AgreementDocument, AgreementStatus, DocumentKind
 from portal.dpa.profile import profile_values
 from portal.errors import Conflict, InvalidInput, NotFound, PortalError
-from portal.signing import ceremony
-from portal.signing.execution import MEDIA_TYPES, signatures_of
+from portal.signing import access, ceremony, preparation
+from portal.signing.documents import agreement_file
+from portal.signing.execution import signatures_of
 from portal.signing.seal import certificate_fingerprint, seal_key
 from portal.tenancy import scoped
 from portal.web import actor_of, client_ip, db, form_text, read_form, redirect, render, settings_of
@@ -76,7 +75,7 @@ def _url(org: Organisation, agreement: Agreement | None = None) -> str:
 async def _starting_values(request: Request, org: Organisation) -> tuple[dict[str, str], dict[str, str], str]:
     """Details, terms and signatory for the form: the open draft's, else the latest agreement's, else defaults."""
     session = db(request)
-    latest = await ceremony.open_agreement(session, org) or await _latest_with_details(request, org)
+    latest = await access.open_agreement(session, org) or await _latest_with_details(request, org)
     if latest is not None:
         values = agreement_details.form_values(latest.details)
         terms = {"notice_days": "" if latest.notice_days is None else str(latest.notice_days),
@@ -108,7 +107,7 @@ async def details_page(request: Request, *, values: dict[str, str] | None = None
     settings = settings_of(request)
     return render(request, "signing/details.html", {
         "org": org, "groups": agreement_details.groups(), "values": values, "terms": terms or {},
-        "signatory_id": signatory_id, "signatories": await ceremony.signatories(db(request), org),
+        "signatory_id": signatory_id, "signatories": await access.signatories(db(request), org),
         "negotiable": settings.negotiable_terms, "default_days": settings.subprocessor_notice_days,
         "default_hours": settings.breach_target_hours, "can_prepare": actor.can(Permission.PREPARE_AGREEMENTS)
         and actor.org is not None and actor.org.id == org.id,
@@ -126,9 +125,9 @@ async def save_details(request: Request) -> Response:
     terms = {name: form_text(form, name) for name in TERMS_FORM}
     signatory_id = form_text(form, "signatory_id")
     try:
-        agreement = await ceremony.save_draft(
+        agreement = await preparation.save_draft(
             db(request), actor=actor, org=org, origin=origin_of(request), settings=settings_of(request),
-            data=ceremony.DraftInput(details=values, signatory_id=signatory_id, terms=terms))
+            data=preparation.DraftInput(details=values, signatory_id=signatory_id, terms=terms))
     except (InvalidInput, Conflict) as exc:
         return await details_page(request, values=values, terms=terms, signatory_id=signatory_id, error=exc,
                                   status=exc.status)
@@ -143,11 +142,11 @@ async def agreement_page(request: Request, *, error: PortalError | None = None, 
     actor = actor_of(request)
     org = await client_org(request, actor)
     session = db(request)
-    agreement = await ceremony.agreement_of(session, actor=actor, org=org,
+    agreement = await access.agreement_of(session, actor=actor, org=org,
                                             agreement_id=request.path_params["agreement_id"])
     if status == 200:  # the session layer wrote first, so this read-then-write cannot be refused its lock
-        await ceremony.record_view(session, actor=actor, org=org, agreement=agreement, origin=origin_of(request))
-    template = await ceremony.template_of(session, agreement) if agreement.in_portal else None
+        await preparation.record_view(session, actor=actor, org=org, agreement=agreement, origin=origin_of(request))
+    template = await access.template_of(session, agreement) if agreement.in_portal else None
     signatures = await signatures_of(session, org, agreement)
     documents = sorted((await session.execute(scoped(
         select(AgreementDocument.kind, AgreementDocument.sha256, AgreementDocument.size)
@@ -180,7 +179,7 @@ async def send(request: Request) -> Response:
     actor = actor_of(request)
     org = await client_org(request, actor)
     try:
-        agreement = await ceremony.send_for_signature(db(request), actor=actor, org=org,
+        agreement = await preparation.send_for_signature(db(request), actor=actor, org=org,
                                                       agreement_id=request.path_params["agreement_id"],
                                                       origin=origin_of(request), settings=settings_of(request))
     except Conflict as exc:
@@ -247,37 +246,15 @@ async def countersign(request: Request) -> Response:
 
 # ---------------------------------------------------------------- downloads
 
-def download_name(filename: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", filename).strip("._")[:150] or "document"
-
-
 async def document(request: Request) -> Response:
     """A stored document of the agreement, or ``document`` for the current text of an agreement in progress."""
     actor = actor_of(request)
     org = await client_org(request, actor)
     session = db(request)
-    agreement = await ceremony.agreement_of(session, actor=actor, org=org,
+    agreement = await access.agreement_of(session, actor=actor, org=org,
                                             agreement_id=request.path_params["agreement_id"])
-    kind = request.path_params["kind"]
-    if kind == "document":
-        if agreement.document_docx is None:
-            raise NotFound()
-        data, name, media_type = (agreement.document_docx, f"{agreement.reference}-for-signature.docx",
-                                  MEDIA_TYPES[DocumentKind.SIGNED_DOCX])
-    else:
-        try:
-            wanted = DocumentKind(kind)
-        except ValueError:
-            raise NotFound() from None
-        stored = (await session.execute(scoped(
-            select(AgreementDocument).where(AgreementDocument.agreement_id == agreement.id,
-                                            AgreementDocument.kind == wanted).options(undefer(AgreementDocument.data)),
-            AgreementDocument, org))).scalar_one_or_none()
-        if stored is None:
-            raise NotFound()
-        data, name, media_type = stored.data, stored.filename, stored.media_type
-    return Response(data, media_type=media_type, headers={
-        "Content-Disposition": f'attachment; filename="{download_name(name)}"', "Cache-Control": "no-store"})
+    found = await agreement_file(session, org, agreement, request.path_params["kind"])
+    return found.response()
 
 
 routes: list[BaseRoute] = [

@@ -1,10 +1,12 @@
 """API fixtures: tokens issued through the real service, a client without cookies, each tenant's own objects
-(a webhook endpoint, a notice and its deliveries), and example request bodies built from the request schemas."""
+(a webhook endpoint, a notice and its deliveries, a draft agreement), and example request bodies built from the
+request schemas."""
 
 from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
 import secrets
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -23,13 +25,20 @@ from portal.accounts.roles import Role
 from portal.accounts.tokens.models import SCOPES, ApiToken
 from portal.accounts.tokens.service import create_token
 from portal.actors import Actor
+from portal.agreements.models import Agreement, AgreementEvent
 from portal.api.registry import Endpoint
+from portal.dpa import fields, profile, templates
+from portal.dpa.default_template import build_default_docx
+from portal.dpa.models import TemplateStatus, TemplateVersion
+from portal.dpa.upload import ValidatedTemplate, validate_docx
 from portal.notifications import catalog
 from portal.notifications.models import Channel, Delivery, Notice, Subscription, WebhookEndpoint
 from portal.notifications.service import notify
 from portal.security import encrypt_field
 from portal.settings import Settings
+from portal.signing import preparation
 from tests.conftest import SMTPSink, make_settings
+from tests.signing.support import ORIGIN, SYSTEM, actor, client_details, loaded, vendor_profile_values
 
 IssueToken = Callable[..., Awaitable[tuple[ApiToken, str]]]
 
@@ -90,8 +99,11 @@ ERROR_REF = {"$ref": "#/components/schemas/Error"}
 
 # ---------------------------------------------------------------- each tenant's own objects
 
-PATH_PARAMETERS = frozenset({"org_id", "endpoint_id", "delivery_id", "membership_id"})
+PATH_PARAMETERS = frozenset({"org_id", "endpoint_id", "delivery_id", "membership_id", "agreement_id", "kind"})
 """Every path parameter the API tests know how to fill with a tenant's real object (``TenantObjects.values``)."""
+VOCABULARY_PARAMETERS = frozenset({"kind"})
+"""Path parameters that name no tenant's object but a word of the API (a document kind): the same for every tenant,
+so there is no other tenant's value to point them at."""
 
 
 @dataclass(frozen=True)
@@ -103,12 +115,14 @@ class TenantObjects:
     notice: Notice  # a breach notice to the organisation
     delivery: Delivery  # the notice's email to the security contact
     contact: Membership  # the security contact
+    agreement: Agreement  # a draft, so its text (kind ``document``) can be downloaded
     traces: tuple[str, ...]  # names, emails and ids no other tenant may ever see
 
     @property
     def values(self) -> dict[str, str]:
         values = {"org_id": str(self.org.id), "endpoint_id": str(self.endpoint.id),
-                  "delivery_id": str(self.delivery.id), "membership_id": str(self.contact.id)}
+                  "delivery_id": str(self.delivery.id), "membership_id": str(self.contact.id),
+                  "agreement_id": str(self.agreement.id), "kind": "document"}
         assert set(values) == PATH_PARAMETERS
         return values
 
@@ -119,7 +133,8 @@ AddObjects = Callable[..., Awaitable[TenantObjects]]
 @pytest.fixture
 def add_objects(world: Any) -> AddObjects:
     """``await add_objects(org, "Globex")`` gives ``org`` a security contact, a webhook endpoint and a breach notice
-    (so deliveries to both), committed."""
+    (so deliveries to both), and a draft agreement prepared by an admin who also signs (its document rendered from
+    the DPA template, published first if none is), committed. A draft, not a sent agreement: sending notifies."""
 
     async def add(org: Organisation, label: str) -> TenantObjects:
         slug = label.lower()
@@ -146,21 +161,53 @@ def add_objects(world: Any) -> AddObjects:
         assert {(d.channel, d.email, d.endpoint_id) for d in deliveries} == {
             (Channel.EMAIL, contact_email, None), (Channel.WEBHOOK, None, endpoint.id)}
         [delivery] = [d for d in deliveries if d.channel is Channel.EMAIL]
+        agreement, signer = await draft_agreement(org, label)
         traces = (org.name, str(org.id), org.slug, contact_email, contact_name, str(contact.id), str(endpoint.id),
                   endpoint.url,
-                  secret, str(notice.id), incident, *(str(d.id) for d in deliveries))
-        return TenantObjects(org, endpoint, notice, delivery, contact, traces)
+                  secret, str(notice.id), incident, *(str(d.id) for d in deliveries),
+                  str(agreement.id), agreement.reference, agreement.document_sha256, signer.user.email,
+                  signer.user.name)
+        return TenantObjects(org, endpoint, notice, delivery, contact, agreement, traces)
+
+    async def draft_agreement(org: Organisation, label: str) -> tuple[Agreement, Membership]:
+        if await templates.latest_published(world.session) is None:
+            await publish_default_template(world)
+        signer = await loaded(world, await world.person(org, Role.ADMIN, Role.SIGNATORY, name=f"{label} Signer",
+                                                        email=f"signer@{label.lower()}.example"))
+        agreement = await preparation.save_draft(
+            world.session, actor=actor(signer), org=org, origin=ORIGIN, settings=world.settings,
+            data=preparation.DraftInput(details=client_details(org.name), signatory_id=str(signer.user_id), terms={}))
+        await world.commit()
+        return agreement, signer
 
     return add
 
 
+@functools.cache
+def _default_docx() -> ValidatedTemplate:
+    return validate_docx(build_default_docx(), allowed=fields.allowed_names(), loops=fields.loop_bindings())
+
+
+async def publish_default_template(world: Any) -> TemplateVersion:
+    """The shipped default DPA published as version 1, with the vendor's profile filled in: as
+    ``tests.signing.support.published_template``, except that the draft skips the upload's sandboxed test render
+    (a fresh process, a quarter of a second per test here), which tests/dpa puts the shipped template through."""
+    await profile.save_profile(world.session, actor=SYSTEM, raw=vendor_profile_values())
+    checked = _default_docx()
+    draft = TemplateVersion(status=TemplateStatus.DRAFT, filename=templates.DEFAULT_FILENAME, docx=checked.data,
+                            sha256=checked.sha256, placeholders=list(checked.placeholders), uploaded_by=SYSTEM.label)
+    world.session.add(draft)
+    await world.session.flush()
+    return await templates.publish(world.session, actor=SYSTEM, version_id=str(draft.id), changelog="First")
+
+
 async def tenant_state(engine: AsyncEngine, org: Organisation) -> dict[str, list[Any]]:
-    """Every row of ``org``'s webhook endpoints, notices, deliveries, subscriptions and members' roles, read on a
-    connection of its own."""
+    """Every row of ``org``'s webhook endpoints, notices, deliveries, subscriptions, agreements and their events and
+    members' roles, read on a connection of its own."""
     async with engine.connect() as connection:
         state = {model.__tablename__: [tuple(row) for row in (await connection.execute(
             select(model.__table__).where(model.org_id == org.id).order_by(model.id)  # type: ignore[attr-defined]
-        )).all()] for model in (WebhookEndpoint, Notice, Delivery, Subscription)}
+        )).all()] for model in (WebhookEndpoint, Notice, Delivery, Subscription, Agreement, AgreementEvent)}
         state["membership_roles"] = [tuple(row) for row in (await connection.execute(
             select(MembershipRole.membership_id, MembershipRole.role).join(Membership)
             .where(Membership.org_id == org.id).order_by(MembershipRole.membership_id, MembershipRole.role)

@@ -14,7 +14,14 @@ from portal.accounts.roles import Role
 from portal.api.openapi import openapi_document
 from portal.api.registry import Endpoint
 from portal.api.registry import api as registry
-from tests.api.conftest import PATH_PARAMETERS, TenantObjects, bearer, example_body, tenant_state
+from tests.api.conftest import (
+    PATH_PARAMETERS,
+    VOCABULARY_PARAMETERS,
+    TenantObjects,
+    bearer,
+    example_body,
+    tenant_state,
+)
 
 API = "/api/v1"
 WITH_PARAMS = [e for e in registry.endpoints if e.path_params]
@@ -96,7 +103,7 @@ async def test_token_of_another_client_gets_404(engine, tenants, machine, issue_
     _token, plaintext = await issue_token(own.org)  # every scope
     before = await tenant_state(engine, victim.org)
 
-    for towards_victim in mixes(endpoint.path_params):
+    for towards_victim in mixes([p for p in endpoint.path_params if p not in VOCABULARY_PARAMETERS]):
         values = {p: (victim if p in towards_victim else own).values[p] for p in endpoint.path_params}
         other = await call(machine, endpoint, values, plaintext, document)
         assert other.status_code == 404, (endpoint.full_path.format(**values), other.text)

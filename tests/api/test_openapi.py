@@ -43,13 +43,25 @@ def operations(document: dict[str, Any]) -> list[tuple[Endpoint, dict[str, Any]]
             for method, operation in item.items() if method in METHODS]
 
 
-def success_schema(operation: dict[str, Any], endpoint: Endpoint) -> dict[str, Any] | None:
-    """The documented schema of the endpoint's success body (None for 204, which has none)."""
+def success_schemas(operation: dict[str, Any], endpoint: Endpoint) -> dict[str, dict[str, Any]]:
+    """The documented schema of the endpoint's success body by media type (none for 204, which has no body)."""
     response = operation["responses"][str(endpoint.status)]
     if endpoint.status == 204:
         assert "content" not in response
-        return None
-    return response["content"]["application/json"]["schema"]
+        return {}
+    return {media_type: content["schema"] for media_type, content in response["content"].items()}
+
+
+def check_success(document: dict[str, Any], schemas: dict[str, dict[str, Any]], response: Any) -> None:
+    """``response`` is one of the documented bodies: JSON valid against its schema, or a file (``format: binary``)
+    in one of the documented media types, sent as an attachment."""
+    media_type = response.headers["content-type"].split(";")[0]
+    assert media_type in schemas, (media_type, list(schemas))
+    if schemas[media_type].get("format") == "binary":
+        assert response.content
+        assert response.headers["content-disposition"].startswith("attachment; filename=")
+    else:
+        check_schema(document, schemas[media_type], response.json())
 
 
 async def test_document_lists_exactly_the_mounted_routes(app, machine):
@@ -83,8 +95,7 @@ async def test_document_is_openapi_31_with_valid_schemas(machine):
         assert operation["operationId"], where
         # The success response is exactly the declared status; 204 has no body to describe.
         assert {code for code in operation["responses"] if code.startswith("2")} == {str(endpoint.status)}, where
-        schema = success_schema(operation, endpoint)
-        if schema is not None:
+        for schema in success_schemas(operation, endpoint).values():
             Draft202012Validator.check_schema(schema)
         # A request body is documented exactly when the endpoint reads one.
         if endpoint.request is None:
@@ -148,11 +159,11 @@ async def test_every_endpoint_answers_as_documented(world, machine, issue_token,
         response = await machine.request(endpoint.method, url, headers=bearer(plaintext),
                                          json=example_body(endpoint, document))
         assert response.status_code == endpoint.status, (endpoint.method, url, response.text)
-        schema = success_schema(operation, endpoint)
-        if schema is None:
+        schemas = success_schemas(operation, endpoint)
+        if not schemas:
             assert response.content == b"", (endpoint.method, url)
         else:
-            check_schema(document, schema, response.json())
+            check_success(document, schemas, response)
         checked += 1
     assert checked == len(documented_operations(document))
 

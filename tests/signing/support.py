@@ -15,7 +15,7 @@ from portal.agreements.models import Agreement
 from portal.dpa import fields, profile, templates
 from portal.dpa.models import TemplateVersion
 from portal.settings import Settings
-from portal.signing import ceremony
+from portal.signing import ceremony, preparation
 from tests.conftest import World
 
 SYSTEM = Actor.system("test")
@@ -94,11 +94,11 @@ def actor(member: Membership) -> Actor:
 
 async def sent_agreement(world: World, who: Parties, settings: Settings) -> Agreement:
     """A draft saved from complete details and sent to the signatory."""
-    draft = await ceremony.save_draft(world.session, actor=actor(who.admin), org=who.org, origin=ORIGIN,
-                                      settings=settings, data=ceremony.DraftInput(
+    draft = await preparation.save_draft(world.session, actor=actor(who.admin), org=who.org, origin=ORIGIN,
+                                      settings=settings, data=preparation.DraftInput(
                                           details=client_details(who.org.name),
                                           signatory_id=str(who.signatory.user_id), terms={}))
-    sent = await ceremony.send_for_signature(world.session, actor=actor(who.admin), org=who.org,
+    sent = await preparation.send_for_signature(world.session, actor=actor(who.admin), org=who.org,
                                              agreement_id=str(draft.id), origin=ORIGIN, settings=settings)
     await world.commit()
     return sent

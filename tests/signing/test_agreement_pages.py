@@ -88,3 +88,29 @@ async def test_missing_annex_ii_fields_are_named_and_nothing_is_saved(world, log
         assert f'id="{name}-error"' in refused.text
     assert "Analysis of shipping documents" in refused.text  # the rest as typed
     assert (await db.execute(select(Agreement))).first() is None
+
+
+async def test_both_parties_keep_their_copies_after_termination(world, login_as, db, settings):
+    from portal.agreements import service as agreements
+    from portal.signing import ceremony
+    from tests.signing.support import ORIGIN, actor, sent_agreement, sign_input
+
+    await published_template(world)
+    who = await parties(world)
+    agreement = await sent_agreement(world, who, settings)
+    await ceremony.sign(db, actor=actor(who.signatory), org=who.org, agreement_id=str(agreement.id),
+                        data=sign_input(agreement), origin=ORIGIN, settings=settings, vendor_name="Lumen AI GmbH")
+    await ceremony.countersign(db, actor=actor(who.legal), org=who.org, agreement_id=str(agreement.id),
+                               data=ceremony.CountersignInput("Lea Legal", "GC", agreement.document_sha256, True),
+                               origin=ORIGIN, settings=settings, vendor_name="Lumen AI GmbH")
+    await agreements.end_agreement(db, actor=actor(who.legal), org=who.org, agreement_id=str(agreement.id),
+                                   reason="Service ended")
+    await world.commit()
+    assert agreement.status is AgreementStatus.TERMINATED
+    base = f"/orgs/{who.org.id}/agreements/{agreement.id}"
+    for member in (who.admin, who.legal):  # legal requirement 26: copies for both parties, also after the end
+        client = await login_as(member)
+        page = await client.get(base)
+        assert page.status_code == 200 and "Terminated" in page.text and "Executed documents" in page.text
+        for kind in ("executed_pdf", "bundle", "certificate", "evidence"):
+            assert (await client.get(f"{base}/documents/{kind}")).status_code == 200, kind

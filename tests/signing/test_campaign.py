@@ -15,7 +15,7 @@ from portal.dpa import templates
 from portal.dpa.default_template import build_default_docx
 from portal.errors import Conflict
 from portal.notifications.models import Notice
-from portal.signing import campaign, ceremony
+from portal.signing import campaign, ceremony, preparation
 from portal.signing.campaign import CampaignState
 from tests.signing.support import ORIGIN, SYSTEM, actor, parties, published_template, sent_agreement, sign_input
 
@@ -111,7 +111,8 @@ async def test_executing_the_new_version_supersedes_the_old_and_the_board_follow
     await ceremony.sign(db, actor=actor(acme.signatory), org=acme.org, agreement_id=str(new.id),
                         data=sign_input(new), origin=ORIGIN, settings=settings, vendor_name=VENDOR)
     [globex_new] = [a for a in await _agreements(db, globex.org) if a.status is AgreementStatus.AWAITING_SIGNATURE]
-    await ceremony.record_view(db, actor=actor(globex.signatory), org=globex.org, agreement=globex_new, origin=ORIGIN)
+    await preparation.record_view(db, actor=actor(globex.signatory), org=globex.org, agreement=globex_new,
+                                  origin=ORIGIN)
     [initech_new] = [a for a in await _agreements(db, initech.org) if a.status is AgreementStatus.AWAITING_SIGNATURE]
     await ceremony.decline(db, actor=actor(initech.signatory), org=initech.org, agreement_id=str(initech_new.id),
                            reason="Our DPO reviews the new clause first", origin=ORIGIN)

@@ -17,7 +17,7 @@ from portal.agreements.models import (
     Signature,
 )
 from portal.errors import Conflict, Forbidden, InvalidInput, NotFound
-from portal.signing import ceremony
+from portal.signing import ceremony, preparation
 from portal.signing.bundle_check import verify_bundle
 from tests.signing.support import ORIGIN, actor, parties, person, published_template, sent_agreement, sign_input
 
@@ -162,20 +162,20 @@ async def test_negotiated_terms_are_taken_only_where_the_vendor_allows_them(worl
     await published_template(world)
     who = await parties(world)
     terms = {"notice_days": "45", "breach_target_hours": "24", "subprocessor_authorisation": "specific"}
-    data = ceremony.DraftInput(details=client_details(), signatory_id=str(who.signatory.user_id), terms=terms)
-    fixed = await ceremony.save_draft(db, actor=actor(who.admin), org=who.org, data=data, origin=ORIGIN,
+    data = preparation.DraftInput(details=client_details(), signatory_id=str(who.signatory.user_id), terms=terms)
+    fixed = await preparation.save_draft(db, actor=actor(who.admin), org=who.org, data=data, origin=ORIGIN,
                                       settings=settings)
     assert (fixed.notice_days, fixed.breach_target_hours, fixed.subprocessor_authorisation.value) == (
         None, None, "general")
     negotiable = replace(settings, negotiable_terms=True)
-    agreed = await ceremony.save_draft(db, actor=actor(who.admin), org=who.org, data=data, origin=ORIGIN,
+    agreed = await preparation.save_draft(db, actor=actor(who.admin), org=who.org, data=data, origin=ORIGIN,
                                        settings=negotiable)
     assert (agreed.notice_days, agreed.breach_target_hours, agreed.subprocessor_authorisation.value) == (
         45, 24, "specific")
     assert agreed.document_context["notice_days"] == 45 and agreed.document_context["breach_target_hours"] == 24
     with pytest.raises(InvalidInput) as refused:
-        await ceremony.save_draft(db, actor=actor(who.admin), org=who.org, origin=ORIGIN, settings=negotiable,
-                                  data=ceremony.DraftInput(details=client_details(),
+        await preparation.save_draft(db, actor=actor(who.admin), org=who.org, origin=ORIGIN, settings=negotiable,
+                                  data=preparation.DraftInput(details=client_details(),
                                                            signatory_id=str(who.signatory.user_id),
                                                            terms={**terms, "breach_target_hours": "96"}))
     assert set(refused.value.fields) == {"breach_target_hours"}
@@ -190,8 +190,8 @@ async def test_without_the_vendors_details_nothing_is_rendered(world, settings, 
     await world.commit()
     who = await parties(world)
     with pytest.raises(InvalidInput, match="The vendor has not completed its own details"):
-        await ceremony.save_draft(db, actor=actor(who.admin), org=who.org, origin=ORIGIN, settings=settings,
-                                  data=ceremony.DraftInput(details=client_details(),
+        await preparation.save_draft(db, actor=actor(who.admin), org=who.org, origin=ORIGIN, settings=settings,
+                                  data=preparation.DraftInput(details=client_details(),
                                                            signatory_id=str(who.signatory.user_id), terms={}))
 
 
@@ -201,7 +201,7 @@ async def test_the_signatory_must_hold_the_role(world, settings, db):
     await published_template(world)
     who = await parties(world)
     with pytest.raises(InvalidInput) as refused:
-        await ceremony.save_draft(db, actor=actor(who.admin), org=who.org, origin=ORIGIN, settings=settings,
-                                  data=ceremony.DraftInput(details=client_details(),
+        await preparation.save_draft(db, actor=actor(who.admin), org=who.org, origin=ORIGIN, settings=settings,
+                                  data=preparation.DraftInput(details=client_details(),
                                                            signatory_id=str(who.admin.user_id), terms={}))
     assert "signatory_id" in refused.value.fields

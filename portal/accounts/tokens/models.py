@@ -27,6 +27,8 @@ SCOPES: dict[str, str] = {
     "webhooks:write": "Manage the organisation's webhook endpoints.",
     "subprocessors:read": "Read the sub-processor list as it applies to the organisation, with its authorisation "
                           "states, deadlines and objections.",
+    "agreements:read": "Read the organisation's data processing agreements, their states and signatures, and "
+                       "download their documents and evidence bundles.",
 }
 
 
