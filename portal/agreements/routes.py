@@ -26,7 +26,7 @@ SOURCE_LABELS = {AgreementSource.RECORDED.value: "Signed outside the portal, rec
 EMPTY_RECORD = {"reference": "", "signed_on": "", "authorisation": Authorisation.GENERAL.value, "notice_days": ""}
 
 
-async def _client_org(request: Request, actor: Actor) -> Organisation:
+async def client_org(request: Request, actor: Actor) -> Organisation:
     """The client organisation in the path, if the actor belongs to it or looks after clients (else 404)."""
     org = await accounts_service.visible_org(db(request), actor=actor, org_id=request.path_params["org_id"])
     if org.is_vendor:
@@ -44,7 +44,7 @@ async def page(request: Request, *, failed: str = "", values: dict[str, str] | N
                error: InvalidInput | None = None, status: int = 200) -> Response:
     """``failed`` names the form ('record' or 'end') whose input was refused, so its message shows beside it."""
     actor = actor_of(request)
-    org = await _client_org(request, actor)
+    org = await client_org(request, actor)
     history = await service.agreements_of(db(request), org)
     vendor_staff = actor.org is not None and actor.org.is_vendor
     return render(request, "agreements/index.html", {
@@ -67,7 +67,7 @@ def _record_input(form: FormData) -> dict[str, str]:
 async def record(request: Request) -> Response:
     form = await read_form(request)
     actor = actor_of(request)
-    org = await _client_org(request, actor)
+    org = await client_org(request, actor)
     values = _record_input(form)
     try:
         agreement = await service.record_agreement(db(request), actor=actor, org=org,
@@ -81,7 +81,7 @@ async def record(request: Request) -> Response:
 async def end(request: Request) -> Response:
     form = await read_form(request)
     actor = actor_of(request)
-    org = await _client_org(request, actor)
+    org = await client_org(request, actor)
     reason = form_text(form, "reason")
     try:
         agreement = await service.end_agreement(db(request), actor=actor, org=org,

@@ -11,8 +11,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from portal.agreements.routes import client_org
 from portal.signing import access, campaign
-from portal.signing.routes import AGREEMENT, client_org
+from portal.signing.routes import AGREEMENT
 from portal.web import actor_of, db, render, settings_of
 
 STATE_LABELS = {

@@ -18,13 +18,13 @@ from starlette.routing import BaseRoute, Route
 from portal.accounts import service as accounts_service
 from portal.accounts.models import Organisation, User
 from portal.accounts.roles import Permission, Role
-from portal.actors import Actor
 from portal.agreements import details as agreement_details
 from portal.agreements.document import document_blocks
 from portal.agreements.events import ASSURANCE, Origin, events_of
 from portal.agreements.models import Agreement, AgreementDocument, AgreementStatus, DocumentKind
+from portal.agreements.routes import client_org
 from portal.dpa.profile import profile_values
-from portal.errors import Conflict, InvalidInput, NotFound, PortalError
+from portal.errors import Conflict, InvalidInput, PortalError
 from portal.signing import access, ceremony, preparation
 from portal.signing.documents import agreement_file
 from portal.signing.execution import signatures_of
@@ -44,16 +44,6 @@ def origin_of(request: Request) -> Origin:
     if method == "password" and login is not None and login.user.has_totp:
         method = "password+totp"
     return Origin(ip=client_ip(request), user_agent=request.headers.get("user-agent", "")[:300], auth_method=method)
-
-
-async def client_org(request: Request, actor: Actor) -> Organisation:
-    """The client organisation in the path, for its own members and vendor staff who look after clients (else 404)."""
-    org = await accounts_service.visible_org(db(request), actor=actor, org_id=request.path_params["org_id"])
-    if org.is_vendor:
-        raise NotFound()
-    if actor.org is not None and actor.org.id != org.id:
-        actor.require(Permission.VIEW_CLIENTS)
-    return org
 
 
 async def vendor_legal_name(request: Request) -> str:

@@ -109,3 +109,17 @@ def sign_input(agreement: Agreement, **overrides: Any) -> ceremony.SignInput:
                               "document_sha256": agreement.document_sha256, "authority": True, "consent": True,
                               **overrides}
     return ceremony.SignInput(**values)
+
+
+async def executed_agreement(world: World, who: Parties, settings: Settings,
+                             vendor_name: str = "Lumen AI GmbH") -> Agreement:
+    """An agreement sent, signed by the client's signatory and countersigned by vendor legal: executed and sealed."""
+    agreement = await sent_agreement(world, who, settings)
+    await ceremony.sign(world.session, actor=actor(who.signatory), org=who.org, agreement_id=str(agreement.id),
+                        data=sign_input(agreement), origin=ORIGIN, settings=settings, vendor_name=vendor_name)
+    await ceremony.countersign(world.session, actor=actor(who.legal), org=who.org, agreement_id=str(agreement.id),
+                               data=ceremony.CountersignInput("Lea Legal", "General Counsel",
+                                                              agreement.document_sha256, True),
+                               origin=ORIGIN, settings=settings, vendor_name=vendor_name)
+    await world.commit()
+    return agreement

@@ -92,17 +92,11 @@ async def test_missing_annex_ii_fields_are_named_and_nothing_is_saved(world, log
 
 async def test_both_parties_keep_their_copies_after_termination(world, login_as, db, settings):
     from portal.agreements import service as agreements
-    from portal.signing import ceremony
-    from tests.signing.support import ORIGIN, actor, sent_agreement, sign_input
+    from tests.signing.support import actor, executed_agreement
 
     await published_template(world)
     who = await parties(world)
-    agreement = await sent_agreement(world, who, settings)
-    await ceremony.sign(db, actor=actor(who.signatory), org=who.org, agreement_id=str(agreement.id),
-                        data=sign_input(agreement), origin=ORIGIN, settings=settings, vendor_name="Lumen AI GmbH")
-    await ceremony.countersign(db, actor=actor(who.legal), org=who.org, agreement_id=str(agreement.id),
-                               data=ceremony.CountersignInput("Lea Legal", "GC", agreement.document_sha256, True),
-                               origin=ORIGIN, settings=settings, vendor_name="Lumen AI GmbH")
+    agreement = await executed_agreement(world, who, settings)
     await agreements.end_agreement(db, actor=actor(who.legal), org=who.org, agreement_id=str(agreement.id),
                                    reason="Service ended")
     await world.commit()

@@ -17,21 +17,18 @@ from portal.errors import Conflict
 from portal.notifications.models import Notice
 from portal.signing import campaign, ceremony, preparation
 from portal.signing.campaign import CampaignState
-from tests.signing.support import ORIGIN, SYSTEM, actor, parties, published_template, sent_agreement, sign_input
+from tests.signing.support import (
+    ORIGIN,
+    SYSTEM,
+    actor,
+    executed_agreement,
+    parties,
+    published_template,
+    sent_agreement,
+    sign_input,
+)
 
 VENDOR = "Lumen AI GmbH"
-
-
-async def _executed(world, who, settings) -> Agreement:
-    agreement = await sent_agreement(world, who, settings)
-    await ceremony.sign(world.session, actor=actor(who.signatory), org=who.org, agreement_id=str(agreement.id),
-                        data=sign_input(agreement), origin=ORIGIN, settings=settings, vendor_name=VENDOR)
-    await ceremony.countersign(world.session, actor=actor(who.legal), org=who.org, agreement_id=str(agreement.id),
-                               data=ceremony.CountersignInput("Lea Legal", "General Counsel",
-                                                              agreement.document_sha256, True),
-                               origin=ORIGIN, settings=settings, vendor_name=VENDOR)
-    await world.commit()
-    return agreement
 
 
 async def _new_version(world, settings, changelog: str = "Clause 9 now names the 24-hour target") -> campaign.Rollout:
@@ -67,7 +64,7 @@ async def test_a_new_version_is_prepared_for_each_client_and_the_old_one_stays_i
     await published_template(world)
     acme = await parties(world)
     globex = await parties(world, "Globex Corporation")
-    first = await _executed(world, acme, settings)
+    first = await executed_agreement(world, acme, settings)
     open_one = await sent_agreement(world, globex, settings)
 
     rollout = await _new_version(world, settings)
@@ -101,7 +98,7 @@ async def test_executing_the_new_version_supersedes_the_old_and_the_board_follow
     globex = await parties(world, "Globex Corporation")
     initech = await parties(world, "Initech")
     for who in (acme, globex, initech):
-        await _executed(world, who, settings)
+        await executed_agreement(world, who, settings)
     await agreements.record_agreement(db, actor=SYSTEM, org=await world.client_org("Paper Only AG"),
                                       data=agreements.AgreementInput("Signed PDF 2024", "2024-05-01", "general", ""))
     await world.commit()
@@ -138,7 +135,7 @@ async def test_executing_the_new_version_supersedes_the_old_and_the_board_follow
 async def test_the_redline_shows_what_changed_between_the_signed_and_the_new_version(world, settings, db):
     await published_template(world)
     who = await parties(world)
-    await _executed(world, who, settings)
+    await executed_agreement(world, who, settings)
     await _new_version(world, settings)
     [new] = [a for a in await _agreements(db, who.org) if a.status is AgreementStatus.AWAITING_SIGNATURE]
     found = await campaign.redline_for(db, org=who.org, agreement=new)

@@ -11,23 +11,16 @@ from sqlalchemy import select
 from sqlalchemy.orm import undefer
 
 from portal.agreements.models import AgreementDocument, DocumentKind
-from portal.signing import ceremony
 from portal.signing.seal import certificate_pem, seal_key
 from tests.conftest import post_form
-from tests.signing.support import ORIGIN, actor, parties, published_template, sent_agreement, sign_input
+from tests.signing.support import executed_agreement, parties, published_template
 
 
 @pytest.fixture
 async def executed(world, settings, db):
     await published_template(world)
     who = await parties(world)
-    agreement = await sent_agreement(world, who, settings)
-    await ceremony.sign(db, actor=actor(who.signatory), org=who.org, agreement_id=str(agreement.id),
-                        data=sign_input(agreement), origin=ORIGIN, settings=settings, vendor_name="Lumen AI GmbH")
-    await ceremony.countersign(db, actor=actor(who.legal), org=who.org, agreement_id=str(agreement.id),
-                               data=ceremony.CountersignInput("Lea Legal", "GC", agreement.document_sha256, True),
-                               origin=ORIGIN, settings=settings, vendor_name="Lumen AI GmbH")
-    await world.commit()
+    agreement = await executed_agreement(world, who, settings)
     rows = (await db.execute(select(AgreementDocument).options(undefer(AgreementDocument.data)))).scalars()
     return who, agreement, {row.kind: row.data for row in rows}
 
