@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-import hashlib
 import uuid
 from dataclasses import dataclass
 
@@ -28,7 +27,6 @@ from portal import audit
 from portal.accounts.models import Organisation
 from portal.accounts.roles import OrgKind, Permission
 from portal.actors import Actor
-from portal.agreements.document import render_agreement
 from portal.agreements.events import Origin, append, events_of
 from portal.agreements.models import Agreement, AgreementSource, AgreementStatus, EventType
 from portal.db import utcnow
@@ -39,6 +37,7 @@ from portal.notifications import catalog
 from portal.notifications.service import notify
 from portal.settings import Settings
 from portal.signing.access import WITH_DOCUMENT, link, signatories
+from portal.signing.preparation import render_document
 from portal.tenancy import scoped
 
 SYSTEM = Origin()
@@ -127,11 +126,7 @@ async def _prepared(session: AsyncSession, *, org: Organisation, basis: Agreemen
                           signatory_user_id=basis.signatory_user_id, template_version_id=version.id)
     session.add(agreement)
     await session.flush()
-    rendered = await render_agreement(session, agreement=agreement, template=version, settings=settings,
-                                      day=now.date())
-    agreement.document_docx, agreement.document_context = rendered.docx, rendered.context
-    agreement.document_sha256 = hashlib.sha256(rendered.docx).hexdigest()
-    agreement.bound_to = rendered.bindings
+    await render_document(session, agreement=agreement, template=version, settings=settings)
     agreement.status, agreement.sent_at = AgreementStatus.AWAITING_SIGNATURE, now
     await session.flush()
     data = {"template_version": version.number, "document_sha256": agreement.document_sha256,

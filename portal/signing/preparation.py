@@ -32,6 +32,7 @@ from portal.agreements.models import (
     EventType,
 )
 from portal.db import utcnow
+from portal.dpa.models import TemplateVersion
 from portal.dpa.templates import latest_published
 from portal.errors import Conflict, InvalidInput
 from portal.notifications import catalog
@@ -94,13 +95,7 @@ async def save_draft(session: AsyncSession, *, actor: Actor, org: Organisation, 
     agreement.notice_days, agreement.breach_target_hours = terms.notice_days, terms.breach_target_hours
     agreement.subprocessor_authorisation = terms.authorisation
     await session.flush()
-    rendered = await render_agreement(session, agreement=agreement, template=template, settings=settings,
-                                      day=utcnow().date())
-    agreement.document_docx = rendered.docx
-    agreement.document_sha256 = hashlib.sha256(rendered.docx).hexdigest()
-    agreement.bound_to = rendered.bindings
-    agreement.document_context = rendered.context
-    await session.flush()
+    await render_document(session, agreement=agreement, template=template, settings=settings)
     summary = {"template_version": template.number, "document_sha256": agreement.document_sha256,
                "signatory": signatory.email, "notice_days": terms.notice_days,
                "breach_target_hours": terms.breach_target_hours, "authorisation": terms.authorisation.value}
@@ -109,6 +104,19 @@ async def save_draft(session: AsyncSession, *, actor: Actor, org: Organisation, 
     await audit.record(session, actor=actor, tag="agreement:drafted" if created else "agreement:details_saved",
                        subject=agreement, org_id=org.id, data=summary)
     return agreement
+
+
+async def render_document(session: AsyncSession, *, agreement: Agreement, template: TemplateVersion,
+                          settings: Settings) -> None:
+    """Render ``agreement`` from ``template`` as of today and keep the document, its hash, what it is bound to and
+    the values it was rendered with (the executed copy is rendered again from them)."""
+    rendered = await render_agreement(session, agreement=agreement, template=template, settings=settings,
+                                      day=utcnow().date())
+    agreement.document_docx = rendered.docx
+    agreement.document_sha256 = hashlib.sha256(rendered.docx).hexdigest()
+    agreement.bound_to = rendered.bindings
+    agreement.document_context = rendered.context
+    await session.flush()
 
 
 async def send_for_signature(session: AsyncSession, *, actor: Actor, org: Organisation, agreement_id: str,
