@@ -167,6 +167,7 @@ MODEL_MODULES = (
     "portal.accounts.sso.models",
     "portal.accounts.tokens.models",
     "portal.audit.models",
+    "portal.breaches.models",
     "portal.dpa.models",
     "portal.notifications.models",
     "portal.subprocessors.models",

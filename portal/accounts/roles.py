@@ -76,6 +76,8 @@ class Permission(enum.StrEnum):
     MANAGE_TEMPLATES = "manage_templates"  # upload, publish and discard DPA template versions
     PREPARE_AGREEMENTS = "prepare_agreements"  # a client fills in its agreement's details and chooses the signatory
     SIGN_AGREEMENTS = "sign_agreements"  # a client's signatory signs or declines the agreement on its behalf
+    MANAGE_INCIDENTS = "manage_incidents"  # open incidents, notify affected clients, send updates, close them
+    VIEW_INCIDENTS = "view_incidents"  # a client reads the breach notices it received and acknowledges them
 
 
 _GRANTS: dict[Role, frozenset[Permission]] = {
@@ -83,13 +85,15 @@ _GRANTS: dict[Role, frozenset[Permission]] = {
     Role.LEGAL: frozenset({Permission.MANAGE_CLIENTS, Permission.VIEW_CLIENTS, Permission.VIEW_AUDIT,
                            Permission.MANAGE_SSO, Permission.MANAGE_AGREEMENTS, Permission.MANAGE_SUBPROCESSORS,
                            Permission.MANAGE_TEMPLATES}),
-    Role.SECURITY: frozenset({Permission.VIEW_CLIENTS, Permission.VIEW_AUDIT, Permission.MANAGE_SSO}),
+    Role.SECURITY: frozenset({Permission.VIEW_CLIENTS, Permission.VIEW_AUDIT, Permission.MANAGE_SSO,
+                              Permission.MANAGE_INCIDENTS}),
     Role.VIEWER: frozenset({Permission.VIEW_CLIENTS, Permission.VIEW_AUDIT}),
     Role.ADMIN: frozenset({Permission.MANAGE_MEMBERS, Permission.MANAGE_SSO, Permission.MANAGE_TOKENS,
-                           Permission.VIEW_AUDIT, Permission.RESPOND_TO_CHANGES, Permission.PREPARE_AGREEMENTS}),
+                           Permission.VIEW_AUDIT, Permission.RESPOND_TO_CHANGES, Permission.PREPARE_AGREEMENTS,
+                           Permission.VIEW_INCIDENTS}),
     Role.SIGNATORY: frozenset({Permission.SIGN_AGREEMENTS}),
     Role.PRIVACY_CONTACT: frozenset({Permission.RESPOND_TO_CHANGES}),
-    Role.SECURITY_CONTACT: frozenset(),
+    Role.SECURITY_CONTACT: frozenset({Permission.VIEW_INCIDENTS}),
     Role.MEMBER: frozenset(),
 }
 

@@ -103,7 +103,15 @@ SPECS: dict[NoticeType, NoticeSpec] = {spec.type: spec for spec in [
     NoticeSpec(NoticeType.BREACH_NOTICE, "breach.notified", Topic.BREACHES, _SECURITY,
                fields={"incident": _TEXT, "aware_at": _TEXT, "nature": _TEXT, "categories": _TEXT,
                        "approximate_numbers": _TEXT, "likely_consequences": _TEXT, "measures": _TEXT,
-                       "contact_point": _TEXT}),
+                       "contact_point": _TEXT, "phase": {"enum": ["initial", "interim", "final"]},
+                       "approximate_subjects": _TEXT, "approximate_records": _TEXT,
+                       "notified_at": {**_TEXT, "format": "date-time"},
+                       "reference_sa_deadline": {**_TEXT, "format": "date-time", "description": "notified_at plus 72 "
+                                                 "hours: a reference for the client's own deadline towards its "
+                                                 "supervisory authority. The client determines when it became "
+                                                 "aware of the breach."},
+                       "changed_fields": {**_LIST, "description": "Fields that differ from the previous notice."},
+                       "art34_draft": {**_TEXT, "description": "Optional draft for informing data subjects."}}),
     NoticeSpec(NoticeType.BREACH_UPDATE, "breach.updated", Topic.BREACHES, _SECURITY,
                fields={"incident": _TEXT, "update": _TEXT, "closed": {"type": "boolean"}}),
     NoticeSpec(NoticeType.AI_COMMITMENT_CHANGE, "ai_commitments.changed", Topic.AI_COMMITMENTS, _PRIVACY,
@@ -202,13 +210,22 @@ def agreement_executed(*, version: str, document_sha256: str, executed_at: dt.da
 
 def breach_notice(*, incident: str, aware_at: dt.datetime, nature: str, categories: str,
                   approximate_numbers: str, likely_consequences: str, measures: str, contact_point: str,
-                  link: str) -> NoticeContent:
-    """The Art. 33(3) content, as far as it is known (Art. 33(4): further information may follow in phases)."""
+                  link: str, phase: str = "initial", approximate_subjects: str = "", approximate_records: str = "",
+                  notified_at: dt.datetime | None = None, changed_fields: list[str] | None = None,
+                  art34_draft: str = "") -> NoticeContent:
+    """The Art. 33(3) content, as far as it is known (Art. 33(4): further information may follow in phases), with the
+    72-hour reference for the client's own notification (legal requirement 45)."""
+    notified = notified_at or dt.datetime.now(dt.UTC)
     fields = {"incident": incident, "aware_at": aware_at.isoformat(), "nature": nature, "categories": categories,
               "approximate_numbers": approximate_numbers, "likely_consequences": likely_consequences,
-              "measures": measures, "contact_point": contact_point}
-    return NoticeContent(NoticeType.BREACH_NOTICE, f"Personal data breach notice: {incident}", link, dict(fields),
-                         fields)
+              "measures": measures, "contact_point": contact_point, "phase": phase,
+              "approximate_subjects": approximate_subjects, "approximate_records": approximate_records,
+              "notified_at": notified.isoformat(),
+              "reference_sa_deadline": (notified + dt.timedelta(hours=72)).isoformat(),
+              "changed_fields": list(changed_fields or []), "art34_draft": art34_draft}
+    title = f"Personal data breach notice: {incident}" if phase == "initial" else (
+        f"Personal data breach notice ({phase}): {incident}")
+    return NoticeContent(NoticeType.BREACH_NOTICE, title, link, dict(fields), fields)
 
 
 def breach_update(*, incident: str, update: str, closed: bool, link: str) -> NoticeContent:

@@ -1,0 +1,157 @@
+"""The incident register and the rules of legal requirements 41-51, through the services."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from sqlalchemy import select
+
+from portal.agreements.service import active_agreement
+from portal.breaches import clocks, incidents, notices
+from portal.breaches.models import UNKNOWN, BreachNotice, Incident, IncidentStatus
+from portal.errors import Conflict, InvalidInput
+from portal.notifications.models import Notice
+from tests.breaches.support import SYSTEM, client_with_contact, incident_input, notice_input, open_incident
+
+
+@pytest.mark.parametrize(("field", "value"), [("aware_at", ""), ("contact_point", "  "), ("natures", ()),
+                                              ("aware_at", "yesterday"), ("title", "")])
+async def test_no_incident_without_awareness_time_contact_point_or_nature(db, field, value):
+    with pytest.raises(InvalidInput) as refused:
+        await incidents.open_incident(db, actor=SYSTEM, data=incident_input(**{field: value}))
+    assert field in refused.value.fields  # requirement 41
+    assert (await db.execute(select(Incident))).first() is None
+
+
+async def test_an_incident_at_a_sub_processor_needs_when_it_told_us_and_names_it(world, settings, db):
+    with pytest.raises(InvalidInput) as refused:
+        await incidents.open_incident(db, actor=SYSTEM, data=incident_input(source="subprocessor",
+                                                                              subprocessor_name="Relay Mail"))
+    assert "subprocessor_notified_at" in refused.value.fields  # requirement 49
+    told = (dt.datetime.now(dt.UTC) - dt.timedelta(hours=3)).isoformat()
+    incident = await open_incident(world, source="subprocessor", subprocessor_name="Relay Mail Services GmbH",
+                                   subprocessor_notified_at=told)
+    org, _ = await client_with_contact(world, "Acme Logistics")
+    await incidents.add_clients(db, actor=SYSTEM, incident=incident, org_ids=[str(org.id)])
+    sent = await notices.send_notice(db, actor=SYSTEM, incident=incident, org=org, phase="initial",
+                                     raw=notice_input(), settings=settings)
+    assert "Relay Mail Services GmbH" in sent.content["nature"]
+
+
+async def test_blank_is_refused_unknown_is_allowed_until_the_final_notice(world, settings, db):
+    incident = await open_incident(world)
+    org, _ = await client_with_contact(world, "Acme Logistics")
+    await incidents.add_clients(db, actor=SYSTEM, incident=incident, org_ids=[str(org.id)])
+    with pytest.raises(InvalidInput) as blank:
+        await notices.send_notice(db, actor=SYSTEM, incident=incident, org=org, phase="initial",
+                                  raw=notice_input(likely_consequences=" "), settings=settings)
+    assert set(blank.value.fields) == {"likely_consequences"}  # requirement 42
+    with pytest.raises(InvalidInput) as stated:
+        await notices.send_notice(db, actor=SYSTEM, incident=incident, org=org, phase="initial",
+                                  raw=notice_input(categories=UNKNOWN), settings=settings)
+    assert set(stated.value.fields) == {"categories"}
+    first = await notices.send_notice(db, actor=SYSTEM, incident=incident, org=org, phase="initial",
+                                      raw=notice_input(), settings=settings)  # no risk rating asked (req. 43)
+    assert first.content["likely_consequences"] == UNKNOWN
+    with pytest.raises(InvalidInput) as final:
+        await notices.send_notice(db, actor=SYSTEM, incident=incident, org=org, phase="final",
+                                  raw=notice_input(measures="Export fixed"), settings=settings)
+    assert set(final.value.fields) == {"likely_consequences"}
+
+
+async def test_the_clock_reports_a_breached_target_after_30_hours_against_24(world, settings, db):
+    incident = await open_incident(world)
+    org, _ = await client_with_contact(world, "Acme Logistics")
+    agreement = await active_agreement(db, org)
+    agreement.breach_target_hours = 24
+    await world.commit()
+    now = incident.aware_at + dt.timedelta(hours=30)
+    clock = clocks.client_clock(incident, [], agreement, default_hours=settings.breach_target_hours, now=now)
+    assert (clocks.elapsed_hours(incident, now), clock.hours, clock.sla_breached) == (30, 30, True)  # req. 44
+    early = clocks.client_clock(incident, [], agreement, default_hours=48, now=incident.aware_at +
+                                dt.timedelta(hours=23))
+    assert early.sla_breached is False
+
+
+async def test_each_client_gets_its_own_notice_with_only_its_figures(world, settings, db):
+    incident = await open_incident(world)
+    clients = [await client_with_contact(world, name) for name in ("Acme Logistics", "Globex", "Initech")]
+    await incidents.add_clients(db, actor=SYSTEM, incident=incident, org_ids=[], everyone=True)
+    for index, (org, _) in enumerate(clients):
+        await notices.send_notice(db, actor=SYSTEM, incident=incident, org=org, phase="initial", settings=settings,
+                                  raw=notice_input(subjects=f"{(index + 1) * 111} people",
+                                                   records=f"{(index + 1) * 1000} records"))
+    await world.commit()
+    sent = list((await db.execute(select(Notice).where(Notice.type == "breach_notice"))).scalars())
+    assert len(sent) == 3  # requirement 47
+    for notice in sent:
+        own = next(i for i, (org, _) in enumerate(clients) if org.id == notice.org_id)
+        text = str(notice.payload) + str(notice.context)
+        assert f"{(own + 1) * 111} people" in text
+        for other, (org, _) in enumerate(clients):
+            if other != own:
+                assert org.name not in text and f"{(other + 1) * 111} people" not in text
+        assert dt.datetime.fromisoformat(notice.payload["reference_sa_deadline"]) - dt.datetime.fromisoformat(
+            notice.payload["notified_at"]) == dt.timedelta(hours=72)  # requirement 45
+
+
+async def test_updates_are_numbered_and_say_what_changed(world, settings, db):
+    incident = await open_incident(world)
+    org, _ = await client_with_contact(world, "Acme Logistics")
+    await incidents.add_clients(db, actor=SYSTEM, incident=incident, org_ids=[str(org.id)])
+    await notices.send_notice(db, actor=SYSTEM, incident=incident, org=org, phase="initial", raw=notice_input(),
+                              settings=settings)
+    with pytest.raises(InvalidInput, match="Nothing changed"):
+        await notices.send_notice(db, actor=SYSTEM, incident=incident, org=org, phase="interim",
+                                  raw=notice_input(), settings=settings)
+    update = await notices.send_notice(db, actor=SYSTEM, incident=incident, org=org, phase="interim",
+                                       raw=notice_input(likely_consequences="Phishing attempts are possible."),
+                                       settings=settings)
+    assert (update.seq, update.incident_id) == (2, incident.id)  # requirement 46
+    assert update.changes == {"likely_consequences": {"before": UNKNOWN, "after": "Phishing attempts are possible."}}
+    assert [n.seq for n in await notices.notices_to(db, org, incident)] == [1, 2]
+
+
+async def test_a_draft_for_data_subjects_must_carry_the_contact_point_and_known_facts(world, settings, db):
+    incident = await open_incident(world)
+    org, _ = await client_with_contact(world, "Acme Logistics")
+    await incidents.add_clients(db, actor=SYSTEM, incident=incident, org_ids=[str(org.id)])
+    known = {"likely_consequences": "Phishing is possible.", "measures": "Export disabled; passwords reset."}
+    for draft, raw in [("Dear customer, write to us.", known), ("Contact Security operations, "
+                                                                 "security@lumen.example", {})]:
+        with pytest.raises(InvalidInput) as refused:
+            await notices.send_notice(db, actor=SYSTEM, incident=incident, org=org, phase="initial",
+                                      raw=notice_input(art34_draft=draft, **raw), settings=settings)
+        assert set(refused.value.fields) == {"art34_draft"}  # requirement 50
+    sent = await notices.send_notice(db, actor=SYSTEM, incident=incident, org=org, phase="initial", settings=settings,
+                                     raw=notice_input(art34_draft="We lost titles of your documents. Phishing is "
+                                                      "possible; we reset passwords. Contact Security operations, "
+                                                      "security@lumen.example", **known))
+    assert sent.content["art34_draft"].startswith("We lost")
+
+
+async def test_closing_needs_a_rationale_and_the_incident_stays_on_record(world, db):
+    incident = await open_incident(world)
+    with pytest.raises(InvalidInput):
+        await incidents.close_incident(db, actor=SYSTEM, incident=incident, closure="not_a_breach", rationale=" ")
+    await incidents.close_incident(db, actor=SYSTEM, incident=incident, closure="not_a_breach",
+                                   rationale="Only synthetic test data was in the export.")
+    await world.commit()
+    with pytest.raises(Conflict):
+        await incidents.close_incident(db, actor=SYSTEM, incident=incident, closure="not_a_breach", rationale="x")
+    [kept] = await incidents.incidents(db, actor=SYSTEM)  # requirement 51
+    assert (kept.status, kept.closure_rationale) == (IncidentStatus.CLOSED, "Only synthetic test data was in the "
+                                                                            "export.")
+
+
+async def test_internal_notes_never_reach_the_client(world, settings, db):
+    incident = await open_incident(world)
+    org, _ = await client_with_contact(world, "Acme Logistics")
+    await incidents.add_clients(db, actor=SYSTEM, incident=incident, org_ids=[str(org.id)])
+    await notices.send_notice(db, actor=SYSTEM, incident=incident, org=org, phase="initial", raw=notice_input(),
+                              settings=settings)
+    await world.commit()
+    rows = [str(n.payload) + str(n.context) for n in (await db.execute(select(Notice))).scalars()]
+    rows += [str(n.content) for n in (await db.execute(select(BreachNotice))).scalars()]
+    assert rows and not any("SEC-4411" in row for row in rows)
