@@ -26,6 +26,8 @@ from portal.accounts.tokens.routes import routes as token_routes
 from portal.agreements.routes import routes as agreement_routes
 from portal.api.routes import routes as api_routes
 from portal.audit.routes import routes as audit_routes
+from portal.breaches.client_routes import routes as breach_client_routes
+from portal.breaches.routes import routes as breach_routes
 from portal.db import make_engine, make_sessionmaker
 from portal.dpa.render import close_render_workers
 from portal.dpa.routes import routes as dpa_template_routes
@@ -63,6 +65,8 @@ def all_routes() -> list[BaseRoute]:
         *sso_routes,
         *token_routes,
         *audit_routes,
+        *breach_routes,
+        *breach_client_routes,
         *notice_routes,
         *webhook_routes,
         *public_notice_routes,

@@ -29,6 +29,7 @@ from portal.actors import Actor
 from portal.agreements import service as agreements
 from portal.app import all_routes
 from portal.audit.models import AuditEvent
+from portal.breaches import incidents, notices
 from portal.dpa.models import TemplateVersion
 from portal.notifications import catalog
 from portal.notifications.models import WebhookEndpoint
@@ -36,6 +37,7 @@ from portal.notifications.service import notify
 from portal.security import hash_token
 from portal.subprocessors import publishing
 from portal.subprocessors.models import ChangeAuthorisation, Objection
+from tests.breaches.support import incident_input, notice_input
 from tests.conftest import World, post_form
 from tests.subprocessors.support import entry_data
 
@@ -133,12 +135,26 @@ async def _victim_contract_objects(world: World, db: Any, org: Organisation) -> 
                                placeholders=["client.name"], uploaded_by="user:admin@victim.example")
     db.add(template)
     await world.commit()
-    return {"template_version_id": template.id, "agreement_id": agreement.id, "version_number": version.number,
+    incident = await incidents.open_incident(db, actor=system, data=incident_input())
+    await incidents.add_clients(db, actor=system, incident=incident, org_ids=[str(org.id)])
+    breach_notice = await notices.send_notice(db, actor=system, incident=incident, org=org, phase="initial",
+                                              raw=notice_input(), settings=world.settings)
+    await world.commit()
+    return {"incident_id": incident.id, "breach_notice_id": breach_notice.id,
+            "template_version_id": template.id, "agreement_id": agreement.id, "version_number": version.number,
             "entry_id": draft.entry_id, "authorisation_id": authorisation.id, "objection_id": objection.id}
 
 
 def _endpoint_url(action: str) -> Callable[[Victim], str]:
     return lambda v: f"/orgs/{v.org.id}/webhooks/{v.extra['webhook_endpoint_id']}{action}"
+
+
+def _incident_url(action: str) -> Callable[[Victim], str]:
+    return lambda v: f"/incidents/{v.extra['incident_id']}{action}"
+
+
+def _client_incident_url(action: str) -> Callable[[Victim], str]:
+    return lambda v: f"/orgs/{v.org.id}/incidents/{v.extra['incident_id']}{action}"
 
 
 def _agreement_url(action: str) -> Callable[[Victim], str]:
@@ -186,6 +202,14 @@ OBJECT_ROUTES: dict[str, Callable[[Victim], str]] = {
         lambda v: f"/orgs/{v.org.id}/objections/{v.extra['objection_id']}/resolve",
     "/orgs/{org_id}/agreements": lambda v: f"/orgs/{v.org.id}/agreements",
     "/orgs/{org_id}/agreements/draft": lambda v: f"/orgs/{v.org.id}/agreements/draft",
+    **{f"/incidents/{{incident_id}}{action}": _incident_url(action) for action in ("", "/clients", "/close")},
+    "/incidents/{incident_id}/clients/{org_id}/notice":
+        lambda v: f"/incidents/{v.extra['incident_id']}/clients/{v.org.id}/notice",
+    "/orgs/{org_id}/incidents": lambda v: f"/orgs/{v.org.id}/incidents",
+    "/orgs/{org_id}/incidents/{incident_id}": _client_incident_url(""),
+    "/orgs/{org_id}/incidents/{incident_id}/notices/{notice_id}/acknowledge":
+        lambda v: f"/orgs/{v.org.id}/incidents/{v.extra['incident_id']}/notices/{v.extra['breach_notice_id']}"
+                  "/acknowledge",
     **{f"/orgs/{{org_id}}/agreements/{{agreement_id}}{action}": _agreement_url(action)
        for action in ("", "/end", "/send", "/sign", "/decline", "/countersign", "/redline")},
     "/orgs/{org_id}/agreements/{agreement_id}/documents/{kind}": _agreement_url("/documents/bundle"),
