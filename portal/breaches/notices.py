@@ -84,8 +84,8 @@ async def send_notice(session: AsyncSession, *, actor: Actor, incident: Incident
     await session.flush()
     [sent] = await notify(session, actor=actor, orgs=[org], subject=notice, content=catalog.breach_notice(
         incident=incident.reference, aware_at=incident.aware_at, nature=values["nature"],
-        categories=values["categories"], approximate_numbers=f"{values['approximate_subjects']} data subjects, "
-                                                             f"{values['approximate_records']} records",
+        categories=values["categories"], approximate_numbers=f"data subjects: {values['approximate_subjects']}; "
+                                                             f"records: {values['approximate_records']}",
         likely_consequences=values["likely_consequences"], measures=values["measures"],
         contact_point=values["contact_point"], link=client_link(settings, org, incident), phase=stage.value,
         approximate_subjects=values["approximate_subjects"], approximate_records=values["approximate_records"],
@@ -138,7 +138,7 @@ async def acknowledge_notice(session: AsyncSession, *, actor: Actor, org: Organi
         raise NotFound()
     actor.require(Permission.VIEW_INCIDENTS)
     notice = await get_scoped(session, BreachNotice, notice_id, org)
-    who = actor.label
+    who = f"{actor.user.name} ({actor.user.email})" if actor.user is not None else actor.label
     first = (await session.execute(
         update(BreachNotice).where(BreachNotice.id == notice.id, BreachNotice.acknowledged_at.is_(None))
         .values(acknowledged_at=utcnow(), acknowledged_by=who).execution_options(synchronize_session=False)

@@ -163,8 +163,8 @@ async def send_notice(request: Request) -> Response:
     except (InvalidInput, Conflict) as exc:
         return await notice_page(request, values=values, error=exc, status=exc.status)
     return redirect(request, f"{INCIDENTS}/{incident.id}",
-                    flash=f"Notice {notice.seq} ({notice.phase.value}) is on its way to {org.name}'s security "
-                          "contacts by email and webhook, and shown in its portal.")
+                    flash=f"Notice {notice.seq} ({notice.phase.value}) is on its way to the security contacts of "
+                          f"{org.name} by email and webhook, and shown in its portal.")
 
 
 routes: list[BaseRoute] = [

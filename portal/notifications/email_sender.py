@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import binascii
 import contextlib
+import datetime as dt
 import logging
 import os
 import socket
@@ -65,6 +66,20 @@ _templates = jinja2.Environment(
     keep_trailing_newline=True,
     auto_reload=False,  # the templates ship with the portal; checking their files per message costs a stat each
 )
+
+
+def _utc_time(value: object) -> str:
+    """An ISO timestamp from a notice's payload as people read it: ``2026-12-04 08:48 UTC``."""
+    try:
+        moment = dt.datetime.fromisoformat(str(value))
+    except ValueError:
+        return str(value)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+_templates.filters["utc"] = _utc_time
 
 
 _MAX_LINE = 998  # RFC 5322: longer lines need an encoding
