@@ -27,6 +27,7 @@ from portal.agreements.routes import routes as agreement_routes
 from portal.api.routes import routes as api_routes
 from portal.audit.routes import routes as audit_routes
 from portal.breaches.client_routes import routes as breach_client_routes
+from portal.breaches.export_routes import routes as breach_export_routes
 from portal.breaches.routes import routes as breach_routes
 from portal.db import make_engine, make_sessionmaker
 from portal.dpa.render import close_render_workers
@@ -67,6 +68,7 @@ def all_routes() -> list[BaseRoute]:
         *audit_routes,
         *breach_routes,
         *breach_client_routes,
+        *breach_export_routes,
         *notice_routes,
         *webhook_routes,
         *public_notice_routes,

@@ -55,6 +55,8 @@ SETTINGS: tuple[SettingSpec, ...] = (
                 "for that key; when unset, a self-signed certificate is created in the data dir."),
     SettingSpec("PORTAL_BREACH_TARGET_HOURS", "48", "Hours after becoming aware of a personal data breach within which "
                 "the vendor aims to notify each client, for agreements that set no target of their own."),
+    SettingSpec("PORTAL_BREACH_ESCALATION_MINUTES", "30", "Minutes after a breach notice is sent by which at least "
+                "one delivery must have succeeded before the vendor dashboard flags it."),
     SettingSpec("PORTAL_NEGOTIABLE_TERMS", "false", "Let client admins set their agreement's notice period, breach "
                 "notice target and sub-processor authorisation option when they fill in its details."),
     SettingSpec("PORTAL_AUTO_COUNTERSIGN", "", "`Full name, Title` of the vendor's signatory to countersign every "
@@ -94,6 +96,7 @@ class Settings:
     seal_key_file: Path | None = None
     seal_cert_file: Path | None = None
     breach_target_hours: int = 48
+    breach_escalation_minutes: int = 30
     negotiable_terms: bool = False
     auto_countersign: str = ""
     resign_reminder_days: int = 7
@@ -153,6 +156,7 @@ class Settings:
             seal_key_file=_path(env, "PORTAL_SEAL_KEY_FILE"),
             seal_cert_file=_path(env, "PORTAL_SEAL_CERT_FILE"),
             breach_target_hours=_int(env, "PORTAL_BREACH_TARGET_HOURS", 48),
+            breach_escalation_minutes=_int(env, "PORTAL_BREACH_ESCALATION_MINUTES", 30),
             negotiable_terms=env.get("PORTAL_NEGOTIABLE_TERMS", "false").strip().lower() in _TRUE,
             auto_countersign=_countersignatory(env.get("PORTAL_AUTO_COUNTERSIGN", "")),
             resign_reminder_days=_int(env, "PORTAL_RESIGN_REMINDER_DAYS", 7),

@@ -17,9 +17,11 @@ from portal.accounts import invitations, service
 from portal.accounts.models import Organisation
 from portal.accounts.roles import Permission, Role, roles_for_kind
 from portal.actors import Actor
+from portal.breaches import escalation
+from portal.db import utcnow
 from portal.errors import InvalidInput, NotFound, PortalError
 from portal.notifications import evidence
-from portal.web import actor_of, db, field, read_form, redirect, render, require_member
+from portal.web import actor_of, db, field, read_form, redirect, render, require_member, settings_of
 
 
 def _roles(form: FormData) -> list[str]:
@@ -29,10 +31,11 @@ def _roles(form: FormData) -> list[str]:
 async def home_page(request: Request) -> Response:
     member = require_member(request)
     actor = Actor.for_member(member)
-    context: dict[str, Any] = {"clients": None, "people": None, "delivery_flags": None}
+    context: dict[str, Any] = {"clients": None, "people": None, "delivery_flags": None, "breach_flags": None}
     if member.org.is_vendor and member.can(Permission.VIEW_CLIENTS):
         context["clients"] = await service.client_orgs(db(request), actor=actor)
         context["delivery_flags"] = await evidence.dashboard_flags(db(request), actor=actor)
+        context["breach_flags"] = await escalation.flags(db(request), now=utcnow(), settings=settings_of(request))
     if member.can(Permission.MANAGE_MEMBERS):
         context["people"] = await service.members(db(request), org=member.org)
     return render(request, "accounts/home.html", context)
