@@ -1,6 +1,6 @@
 """``portal demo``: a European AI SaaS vendor with three client organisations and their people, its sub-processor
 list with an upcoming change and an objection, its published DPA template, an executed agreement with its
-evidence, and an open re-signing campaign.
+evidence, an open re-signing campaign, and a closed breach incident with its notices and acknowledgements.
 
 Everything is created through the same services the pages use (the confirmed public subscriber excepted: its
 confirmation link only ever exists in a mailbox), so the demo's audit trail is real. Each capability
@@ -29,6 +29,8 @@ from portal.accounts.service import (
 from portal.actors import Actor
 from portal.agreements import service as agreements
 from portal.agreements.events import Origin
+from portal.breaches import incidents, notices
+from portal.breaches.models import UNKNOWN
 from portal.db import utcnow
 from portal.dpa import fields, profile, templates
 from portal.dpa.default_template import build_docx, default_text, parse
@@ -111,6 +113,7 @@ async def load_demo(session: AsyncSession, settings: Settings) -> list[str]:
     await _subprocessors(session, actor, clients, settings.base_url)
     await _dpa_template(session, actor)
     await _signed_agreements(session, clients, settings)
+    await _closed_breach(session, clients, settings)
     return login_lines()
 
 
@@ -292,6 +295,46 @@ def _second_version() -> bytes:
     text = default_text().replace(heading, heading + "The Processor reviews these measures with the Customer once a "
                                   "year and records the outcome in the portal.\n\n", 1)
     return build_docx(parse(text))
+
+
+async def _closed_breach(session: AsyncSession, clients: list[Organisation], settings: Settings) -> None:
+    """A breach at a sub-processor last week: Acme and Brightwell notified (initial, then final), Acme's security
+    contact acknowledged both, and the incident closed with its rationale."""
+    acme, brightwell, _copperleaf = clients
+    sami = await _member(session, await _vendor(session), "sami.security@nordlicht-ai.example")
+    aware = utcnow().replace(second=0, microsecond=0) - dt.timedelta(days=6)
+    incident = await incidents.open_incident(session, actor=sami, data=incidents.IncidentInput(
+        title="Email delivery logs stored unencrypted at our mail provider", aware_at=aware.isoformat(),
+        detected_at=(aware - dt.timedelta(hours=2)).isoformat(),
+        occurred_at=(aware - dt.timedelta(hours=8)).isoformat(),
+        natures=("confidentiality",), summary="For six hours our email relay provider stored message logs (recipient "
+        "addresses and subjects of notification emails) without encryption at rest. No unauthorised access was "
+        "found.", source="subprocessor", subprocessor_name="Relay Mail Services GmbH",
+        subprocessor_notified_at=(aware - dt.timedelta(minutes=40)).isoformat(),
+        contact_point="Security operations, security@nordlicht-ai.example, +49 30 5557 0199 (24/7)",
+        internal_notes="Provider ticket RMS-2211; their KMS rotation job failed silently."))
+    await incidents.add_clients(session, actor=sami, incident=incident, org_ids=[str(acme.id), str(brightwell.id)])
+    figures = {acme.id: ("about 40 employees", "about 310 email log lines"),
+               brightwell.id: ("12 employees", "85 email log lines")}
+    for org in (acme, brightwell):
+        subjects, records = figures[org.id]
+        raw = {"nature": "Email delivery logs (recipient addresses and subjects) were stored without encryption at "
+                         "rest for six hours.", "categories": "The client's users who received notification "
+               "emails; email addresses and email subjects", "approximate_subjects": subjects,
+               "approximate_records": records, "likely_consequences": UNKNOWN, "measures": "The provider encrypted "
+               "the logs and now checks its configuration daily.", "contact_point": incident.contact_point}
+        await notices.send_notice(session, actor=sami, incident=incident, org=org, phase="initial", raw=raw,
+                                  settings=settings)
+        final = {**raw, "likely_consequences": "None expected: the logs were not accessed, as the provider's access "
+                                               "records show."}
+        await notices.send_notice(session, actor=sami, incident=incident, org=org, phase="final", raw=final,
+                                  settings=settings)
+    sven = await _member(session, acme, "sven.security@acme-logistics.example")
+    for sent in await notices.notices_to(session, acme, incident):
+        await notices.acknowledge_notice(session, actor=sven, org=acme, notice_id=str(sent.id))
+    await incidents.close_incident(session, actor=sami, incident=incident, closure="breach_handled",
+                                   rationale="Both affected clients were notified; the provider fixed the cause and "
+                                             "its access records show no access to the logs.")
 
 
 async def _vendor(session: AsyncSession) -> Organisation:

@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from portal.accounts.models import Membership, Organisation, User
 from portal.agreements.models import Agreement, AgreementDocument
 from portal.audit.models import AuditEvent
+from portal.breaches.models import BreachNotice, Incident
 from portal.cli import main
 from portal.demo import CLIENTS, DEMO_PASSWORD, VENDOR_STAFF
 from portal.dpa.models import TemplateVersion
@@ -115,3 +116,13 @@ async def test_demo_has_an_executed_sealed_agreement_and_an_open_re_signing_camp
     assert by_client["Copperleaf Retail AB"] == [("executed", None)]  # signed on paper: asked for its details
     bundle = (await db.execute(select(AgreementDocument.data).where(AgreementDocument.kind == "bundle"))).scalar_one()
     assert verify_bundle(bundle).ok
+
+
+async def test_demo_has_a_closed_breach_with_notices_and_acknowledgements(cli_env, db, capsys):
+    await run_cli(["demo"])
+    [incident] = (await db.execute(select(Incident))).scalars().all()
+    assert incident.status.value == "closed" and incident.closure_rationale
+    sent = (await db.execute(select(BreachNotice.org_id, BreachNotice.phase, BreachNotice.acknowledged_at)
+                             .order_by(BreachNotice.org_id, BreachNotice.seq))).all()
+    assert len(sent) == 4 and {phase.value for _org, phase, _ack in sent} == {"initial", "final"}
+    assert sum(1 for *_rest, acked in sent if acked is not None) == 2  # Acme acknowledged both of its notices
