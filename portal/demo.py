@@ -298,11 +298,11 @@ def _second_version() -> bytes:
 
 
 async def _closed_breach(session: AsyncSession, clients: list[Organisation], settings: Settings) -> None:
-    """A breach at a sub-processor last week: Acme and Brightwell notified (initial, then final), Acme's security
-    contact acknowledged both, and the incident closed with its rationale."""
+    """A breach at a sub-processor earlier today: Acme and Brightwell notified (initial, then final) well within
+    their targets, Acme's security contact acknowledged both, and the incident closed with its rationale."""
     acme, brightwell, _copperleaf = clients
     sami = await _member(session, await _vendor(session), "sami.security@nordlicht-ai.example")
-    aware = utcnow().replace(second=0, microsecond=0) - dt.timedelta(days=6)
+    aware = utcnow().replace(second=0, microsecond=0) - dt.timedelta(hours=10)
     incident = await incidents.open_incident(session, actor=sami, data=incidents.IncidentInput(
         title="Email delivery logs stored unencrypted at our mail provider", aware_at=aware.isoformat(),
         detected_at=(aware - dt.timedelta(hours=2)).isoformat(),
