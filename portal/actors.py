@@ -29,6 +29,8 @@ class Actor:
     on_behalf_of: uuid.UUID | None = None
     # Command-line and system actors run with the operator's full authority.
     trusted: bool = False
+    # For an API token: the permissions an endpoint lets its scope stand for (a token has no membership).
+    granted: frozenset[Permission] = field(default_factory=frozenset)
 
     @property
     def user_id(self) -> uuid.UUID | None:
@@ -37,7 +39,9 @@ class Actor:
     def can(self, permission: Permission) -> bool:
         if self.trusted:
             return True
-        return self.membership is not None and self.membership.can(permission)
+        if self.membership is None:
+            return permission in self.granted
+        return self.membership.can(permission)
 
     def require(self, permission: Permission) -> None:
         """Raise 403 unless the actor holds ``permission``."""

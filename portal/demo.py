@@ -313,7 +313,8 @@ async def _closed_breach(session: AsyncSession, clients: list[Organisation], set
         subprocessor_notified_at=(aware - dt.timedelta(minutes=40)).isoformat(),
         contact_point="Security operations, security@nordlicht-ai.example, +49 30 5557 0199 (24/7)",
         internal_notes="Provider ticket RMS-2211; their KMS rotation job failed silently."))
-    await incidents.add_clients(session, actor=sami, incident=incident, org_ids=[str(acme.id), str(brightwell.id)])
+    await incidents.add_clients(session, actor=sami, incident=incident, default_notice_days=30,
+                                selection=incidents.Selection(org_ids=(str(acme.id), str(brightwell.id))))
     figures = {acme.id: ("about 40 employees", "about 310 email log lines"),
                brightwell.id: ("12 employees", "85 email log lines")}
     for org in (acme, brightwell):

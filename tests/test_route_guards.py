@@ -37,7 +37,7 @@ from portal.notifications.service import notify
 from portal.security import hash_token
 from portal.subprocessors import publishing
 from portal.subprocessors.models import ChangeAuthorisation, Objection
-from tests.breaches.support import incident_input, notice_input
+from tests.breaches.support import affect, incident_input, notice_input
 from tests.conftest import World, post_form
 from tests.subprocessors.support import entry_data
 
@@ -136,7 +136,7 @@ async def _victim_contract_objects(world: World, db: Any, org: Organisation) -> 
     db.add(template)
     await world.commit()
     incident = await incidents.open_incident(db, actor=system, data=incident_input())
-    await incidents.add_clients(db, actor=system, incident=incident, org_ids=[str(org.id)])
+    await affect(db, incident, org)
     breach_notice = await notices.send_notice(db, actor=system, incident=incident, org=org, phase="initial",
                                               raw=notice_input(), settings=world.settings)
     await world.commit()

@@ -4,6 +4,7 @@ from starlette.routing import BaseRoute
 
 from portal.api import endpoints, openapi  # noqa: F401 - importing registers the endpoints
 from portal.api.registry import api
+from portal.breaches import api as breaches_api  # noqa: F401
 from portal.notifications import api as notices_api  # noqa: F401
 from portal.notifications import webhook_api  # noqa: F401
 from portal.signing import api as agreements_api  # noqa: F401

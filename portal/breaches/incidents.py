@@ -5,14 +5,14 @@ Invariants:
   41); detection and awareness cannot lie in the future, and an occurrence, when known, is not after detection;
 - an incident from a sub-processor names it and records when it told the vendor (requirement 49);
 - closing needs a written rationale, and a closed incident stays on record and is never reopened (requirement 51);
-- affected clients are client organisations; adding one twice changes nothing.
+- affected clients are client organisations: every one with an agreement in force, any chosen by name, those for
+  whom a sub-processor is in force, or those whose agreement names a kind of data; adding one twice changes nothing.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
@@ -24,9 +24,11 @@ from portal.accounts.models import Organisation
 from portal.accounts.roles import OrgKind, Permission
 from portal.actors import Actor
 from portal.agreements.models import Agreement, AgreementStatus
+from portal.agreements.service import active_agreement
 from portal.breaches.models import AffectedClient, Closure, Incident, IncidentStatus, Nature
 from portal.db import utcnow
 from portal.errors import Conflict, InvalidInput, NotFound
+from portal.subprocessors import client_view
 
 SOURCES = {"own": "Our own systems", "subprocessor": "A sub-processor"}
 
@@ -172,25 +174,73 @@ async def affected(session: AsyncSession, incident: Incident) -> list[AffectedCl
         .order_by(Organisation.name))).scalars())
 
 
-async def add_clients(session: AsyncSession, *, actor: Actor, incident: Incident, org_ids: Iterable[str],
-                      everyone: bool = False) -> list[AffectedClient]:
-    """Mark clients as affected: the ones chosen, or every client with an agreement in force."""
+@dataclass(frozen=True)
+class Selection:
+    """Which clients an incident affects: every client with an agreement in force, those chosen by name, those for
+    whom a sub-processor is in force, and/or those whose agreement's Annex II names a kind of data."""
+
+    everyone: bool = False
+    org_ids: tuple[str, ...] = ()
+    subprocessor: str = ""  # an entry's name in the list in force
+    data_term: str = ""  # matched in the agreement's categories of data subjects, personal data and sensitive data
+
+    @property
+    def empty(self) -> bool:
+        return not (self.everyone or self.org_ids or self.subprocessor.strip() or self.data_term.strip())
+
+
+DATA_FIELDS = ("processing.personal_data", "processing.sensitive_data", "processing.data_subjects")
+
+
+async def _uses(session: AsyncSession, actor: Actor, org: Organisation, subprocessor: str,
+                default_notice_days: int) -> bool:
+    view = await client_view.build(session, actor=actor, org=org, default_notice_days=default_notice_days)
+    return any(item.entry.get("name") == subprocessor and item.in_force for item in view.entries)
+
+
+async def _names_data(session: AsyncSession, org: Organisation, term: str) -> bool:
+    agreement = await active_agreement(session, org)
+    details = agreement.details if agreement is not None else {}
+    return any(term.casefold() in str(details.get(name, "")).casefold() for name in DATA_FIELDS)
+
+
+async def _chosen(session: AsyncSession, actor: Actor, selection: Selection,
+                  default_notice_days: int) -> list[tuple[Organisation, str]]:
+    candidates = await clients_with_agreements(session)
+    chosen: dict[uuid.UUID, tuple[Organisation, str]] = {}
+    if selection.everyone:
+        chosen |= {org.id: (org, "all clients with an agreement in force") for org in candidates}
+    if selection.org_ids:
+        wanted = {_uuid(raw) for raw in selection.org_ids if raw}
+        # By name, any client may be chosen, also one whose agreement is not (or no longer) in force.
+        named = list((await session.execute(select(Organisation).where(
+            Organisation.kind == OrgKind.CLIENT, Organisation.id.in_(sorted(wanted))))).scalars())
+        if len(named) != len(wanted):
+            raise InvalidInput("Choose the affected clients from the list.", fields={"org_ids": "Unknown client."})
+        chosen |= {org.id: (org, "chosen by vendor security") for org in named if org.id not in chosen}
+    if name := selection.subprocessor.strip():
+        for org in candidates:
+            if org.id not in chosen and await _uses(session, actor, org, name, default_notice_days):
+                chosen[org.id] = (org, f"{name} processes its data")
+    if term := selection.data_term.strip():
+        for org in candidates:
+            if org.id not in chosen and await _names_data(session, org, term):
+                chosen[org.id] = (org, f"its agreement names '{term}' among the data processed")
+    return list(chosen.values())
+
+
+async def add_clients(session: AsyncSession, *, actor: Actor, incident: Incident, selection: Selection,
+                      default_notice_days: int) -> list[AffectedClient]:
+    """Mark clients as affected, each with the reason it was chosen; adding one twice changes nothing."""
     actor.require_vendor(Permission.MANAGE_INCIDENTS)
     if incident.status is IncidentStatus.CLOSED:
         raise Conflict("The incident is closed.")
-    candidates = {str(org.id): org for org in await clients_with_agreements(session)}
-    if everyone:
-        chosen, reason = list(candidates.values()), "all clients with an agreement in force"
-    else:
-        wanted = {raw for raw in org_ids if raw}
-        orgs = [] if not wanted else list((await session.execute(select(Organisation).where(
-            Organisation.kind == OrgKind.CLIENT, Organisation.id.in_([_uuid(v) for v in wanted])))).scalars())
-        if not orgs or len(orgs) != len(wanted):
-            raise InvalidInput("Choose the affected clients from the list.", fields={"org_ids": "Choose clients."})
-        chosen, reason = orgs, "chosen by vendor security"
+    if selection.empty:
+        raise InvalidInput("Choose the affected clients: all, by name, by sub-processor or by kind of data.",
+                           fields={"org_ids": "Choose clients."})
     known = {row.org_id for row in await affected(session, incident)}
     added = []
-    for org in chosen:
+    for org, reason in await _chosen(session, actor, selection, default_notice_days):
         if org.id in known:
             continue
         row = AffectedClient(id=uuid.uuid4(), incident_id=incident.id, org_id=org.id, reason=reason,
@@ -200,7 +250,7 @@ async def add_clients(session: AsyncSession, *, actor: Actor, incident: Incident
     await session.flush()
     if added:
         await audit.record(session, actor=actor, tag="incident:clients_added", subject=incident,
-                           data={"clients": [str(row.org_id) for row in added], "reason": reason})
+                           data={"clients": {str(row.org_id): row.reason for row in added}})
     return added
 
 

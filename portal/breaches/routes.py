@@ -23,6 +23,7 @@ from portal.breaches.models import UNKNOWN, Closure, Incident, Nature, Phase
 from portal.breaches.overview import overview
 from portal.db import utcnow
 from portal.errors import Conflict, InvalidInput, NotFound, PortalError
+from portal.subprocessors import registry
 from portal.subprocessors.registry_routes import vendor_staff
 from portal.web import db, form_text, read_form, redirect, render, settings_of
 
@@ -87,8 +88,10 @@ async def incident_page(request: Request, *, error: PortalError | None = None, f
     rows = await overview(session, actor=actor, incident=incident, settings=settings_of(request), now=now)
     taken = {row.org.id for row in rows}
     candidates = [org for org in await incidents.clients_with_agreements(session) if org.id not in taken]
+    in_force = await registry.in_force_on(session, now.date())
     return render(request, "breaches/incident.html", {
         "incident": incident, "rows": rows, "elapsed": elapsed_hours(incident, now), "candidates": candidates,
+        "subprocessors": sorted({e["name"] for e in registry.entries_of(in_force)}),
         "closures": list(Closure), "natures": {n.value: n.label for n in Nature}, "sources": incidents.SOURCES,
         "can_manage": actor.can(Permission.MANAGE_INCIDENTS), "failed": failed, "typed": typed or {},
         **_errors(error)}, status=status)
@@ -99,9 +102,12 @@ async def add_clients(request: Request) -> Response:
     actor = vendor_staff(request, Permission.MANAGE_INCIDENTS)
     incident = await _incident(request)
     try:
-        added = await incidents.add_clients(db(request), actor=actor, incident=incident,
-                                            org_ids=[v for v in form.getlist("org_ids") if isinstance(v, str)],
-                                            everyone=form_text(form, "everyone") == "yes")
+        selection = incidents.Selection(
+            everyone=form_text(form, "everyone") == "yes", subprocessor=form_text(form, "subprocessor"),
+            org_ids=tuple(v for v in form.getlist("org_ids") if isinstance(v, str)),
+            data_term=form_text(form, "data_term"))
+        added = await incidents.add_clients(db(request), actor=actor, incident=incident, selection=selection,
+                                            default_notice_days=settings_of(request).subprocessor_notice_days)
     except (InvalidInput, Conflict) as exc:
         return await incident_page(request, error=exc, failed="clients", status=exc.status)
     return redirect(request, f"{INCIDENTS}/{incident.id}", flash=f"{len(added)} client(s) marked as affected.")

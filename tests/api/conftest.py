@@ -1,6 +1,6 @@
 """API fixtures: tokens issued through the real service, a client without cookies, each tenant's own objects
-(a webhook endpoint, a notice and its deliveries, a draft agreement), and example request bodies built from the
-request schemas."""
+(a webhook endpoint, an incident with its breach notice and the notice's deliveries, a draft agreement), and example
+request bodies built from the request schemas."""
 
 from __future__ import annotations
 
@@ -27,16 +27,17 @@ from portal.accounts.tokens.service import create_token
 from portal.actors import Actor
 from portal.agreements.models import Agreement, AgreementEvent
 from portal.api.registry import Endpoint
+from portal.breaches import notices
+from portal.breaches.models import AffectedClient, BreachNotice, Incident
 from portal.dpa import fields, profile, templates
 from portal.dpa.default_template import build_default_docx
 from portal.dpa.models import TemplateStatus, TemplateVersion
 from portal.dpa.upload import ValidatedTemplate, validate_docx
-from portal.notifications import catalog
 from portal.notifications.models import Channel, Delivery, Notice, Subscription, WebhookEndpoint
-from portal.notifications.service import notify
 from portal.security import encrypt_field
 from portal.settings import Settings
 from portal.signing import preparation
+from tests.breaches.support import affect, notice_input, open_incident
 from tests.conftest import SMTPSink, make_settings
 from tests.signing.support import ORIGIN, SYSTEM, actor, client_details, loaded, vendor_profile_values
 
@@ -99,7 +100,8 @@ ERROR_REF = {"$ref": "#/components/schemas/Error"}
 
 # ---------------------------------------------------------------- each tenant's own objects
 
-PATH_PARAMETERS = frozenset({"org_id", "endpoint_id", "delivery_id", "membership_id", "agreement_id", "kind"})
+PATH_PARAMETERS = frozenset({"org_id", "endpoint_id", "delivery_id", "membership_id", "agreement_id", "kind",
+                             "incident_id", "notice_id"})
 """Every path parameter the API tests know how to fill with a tenant's real object (``TenantObjects.values``)."""
 VOCABULARY_PARAMETERS = frozenset({"kind"})
 """Path parameters that name no tenant's object but a word of the API (a document kind): the same for every tenant,
@@ -112,7 +114,9 @@ class TenantObjects:
 
     org: Organisation
     endpoint: WebhookEndpoint  # a webhook endpoint for `breaches`, with a real encrypted secret
-    notice: Notice  # a breach notice to the organisation
+    incident: Incident  # an incident of which only this organisation was notified
+    breach_notice: BreachNotice  # its notice to the organisation (``notice_id`` in the breach API)
+    notice: Notice  # what the notification system sent for it
     delivery: Delivery  # the notice's email to the security contact
     contact: Membership  # the security contact
     agreement: Agreement  # a draft, so its text (kind ``document``) can be downloaded
@@ -122,7 +126,8 @@ class TenantObjects:
     def values(self) -> dict[str, str]:
         values = {"org_id": str(self.org.id), "endpoint_id": str(self.endpoint.id),
                   "delivery_id": str(self.delivery.id), "membership_id": str(self.contact.id),
-                  "agreement_id": str(self.agreement.id), "kind": "document"}
+                  "agreement_id": str(self.agreement.id), "kind": "document", "incident_id": str(self.incident.id),
+                  "notice_id": str(self.breach_notice.id)}
         assert set(values) == PATH_PARAMETERS
         return values
 
@@ -132,9 +137,10 @@ AddObjects = Callable[..., Awaitable[TenantObjects]]
 
 @pytest.fixture
 def add_objects(world: Any) -> AddObjects:
-    """``await add_objects(org, "Globex")`` gives ``org`` a security contact, a webhook endpoint and a breach notice
-    (so deliveries to both), and a draft agreement prepared by an admin who also signs (its document rendered from
-    the DPA template, published first if none is), committed. A draft, not a sent agreement: sending notifies."""
+    """``await add_objects(org, "Globex")`` gives ``org`` a security contact, a webhook endpoint, an incident of its
+    own with the one breach notice sent for it (so deliveries to both: the organisation's only notice), and a draft
+    agreement prepared by an admin who also signs (its document rendered from the DPA template, published first if
+    none is), committed. A draft, not a sent agreement: sending notifies."""
 
     async def add(org: Organisation, label: str) -> TenantObjects:
         slug = label.lower()
@@ -146,14 +152,15 @@ def add_objects(world: Any) -> AddObjects:
                                    secret_encrypted=encrypt_field(world.settings.secret_key, secret))
         world.session.add(endpoint)
         await world.session.flush()
-        incident = f"INC-{label.upper()}-7"
-        content = catalog.breach_notice(
-            incident=incident, aware_at=dt.datetime(2026, 11, 20, 9, 30, tzinfo=dt.UTC),
-            nature=f"{label} misdirected export", categories="Contacts", approximate_numbers="120",
-            likely_consequences="Phishing", measures="Export revoked", contact_point=contact_email,
-            link="http://testserver/breaches/1")
-        [notice] = await notify(world.session, actor=Actor.system("test"), content=content, orgs=[org])
+        incident = await open_incident(world, title=f"{label} misdirected export",
+                                       internal_notes=f"{label} root cause: ticket SEC-{slug}")
+        await affect(world.session, incident, org)
+        figures = (f"{label} subjects: about 120", f"{label} records: about 480")
+        breach_notice = await notices.send_notice(
+            world.session, actor=SYSTEM, incident=incident, org=org, phase="initial", settings=world.settings,
+            raw=notice_input(*figures, nature=f"{label} contacts were exported", contact_point=contact_email))
         await world.commit()
+        notice = await world.session.get_one(Notice, breach_notice.notice_id)
         deliveries = list((await world.session.execute(
             select(Delivery).where(Delivery.notice_id == notice.id).order_by(Delivery.channel)
         )).scalars())
@@ -164,10 +171,11 @@ def add_objects(world: Any) -> AddObjects:
         agreement, signer = await draft_agreement(org, label)
         traces = (org.name, str(org.id), org.slug, contact_email, contact_name, str(contact.id), str(endpoint.id),
                   endpoint.url,
-                  secret, str(notice.id), incident, *(str(d.id) for d in deliveries),
+                  secret, str(notice.id), *(str(d.id) for d in deliveries), str(incident.id), incident.reference,
+                  incident.title, str(breach_notice.id), *figures,
                   str(agreement.id), agreement.reference, agreement.document_sha256, signer.user.email,
                   signer.user.name)
-        return TenantObjects(org, endpoint, notice, delivery, contact, agreement, traces)
+        return TenantObjects(org, endpoint, incident, breach_notice, notice, delivery, contact, agreement, traces)
 
     async def draft_agreement(org: Organisation, label: str) -> tuple[Agreement, Membership]:
         if await templates.latest_published(world.session) is None:
@@ -202,12 +210,13 @@ async def publish_default_template(world: Any) -> TemplateVersion:
 
 
 async def tenant_state(engine: AsyncEngine, org: Organisation) -> dict[str, list[Any]]:
-    """Every row of ``org``'s webhook endpoints, notices, deliveries, subscriptions, agreements and their events and
-    members' roles, read on a connection of its own."""
+    """Every row of ``org``'s webhook endpoints, notices, deliveries, subscriptions, agreements and their events,
+    incidents it is affected by and breach notices, and members' roles, read on a connection of its own."""
     async with engine.connect() as connection:
         state = {model.__tablename__: [tuple(row) for row in (await connection.execute(
             select(model.__table__).where(model.org_id == org.id).order_by(model.id)  # type: ignore[attr-defined]
-        )).all()] for model in (WebhookEndpoint, Notice, Delivery, Subscription, Agreement, AgreementEvent)}
+        )).all()] for model in (WebhookEndpoint, Notice, Delivery, Subscription, Agreement, AgreementEvent,
+                                AffectedClient, BreachNotice)}
         state["membership_roles"] = [tuple(row) for row in (await connection.execute(
             select(MembershipRole.membership_id, MembershipRole.role).join(Membership)
             .where(Membership.org_id == org.id).order_by(MembershipRole.membership_id, MembershipRole.role)

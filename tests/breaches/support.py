@@ -53,3 +53,10 @@ async def open_incident(world: World, **overrides: Any) -> Incident:
     incident = await incidents.open_incident(world.session, actor=SYSTEM, data=incident_input(**overrides))
     await world.commit()
     return incident
+
+
+async def affect(session: Any, incident: Incident, *orgs: Organisation, everyone: bool = False) -> None:
+    """Mark ``orgs`` (or every client with an agreement in force) as affected by ``incident``."""
+    await incidents.add_clients(session, actor=SYSTEM, incident=incident, default_notice_days=30,
+                                selection=incidents.Selection(everyone=everyone,
+                                                              org_ids=tuple(str(org.id) for org in orgs)))

@@ -14,7 +14,7 @@ from portal.actors import Actor
 from portal.breaches import escalation, incidents, notices
 from portal.breaches.escalation import FlagKind
 from portal.breaches.models import BreachNotice
-from tests.breaches.support import SYSTEM, client_with_contact, notice_input, open_incident
+from tests.breaches.support import SYSTEM, affect, client_with_contact, notice_input, open_incident
 from tests.notifications.recipients_support import deliver_due
 
 
@@ -29,7 +29,7 @@ def uncovered(flags: list[escalation.Flag]) -> list[tuple[str, str]]:
 async def test_a_notice_nobody_received_is_flagged_after_the_threshold_and_not_before(world, settings, db):
     incident = await open_incident(world)
     org, _ = await client_with_contact(world, "Acme Logistics")
-    await incidents.add_clients(db, actor=SYSTEM, incident=incident, org_ids=[str(org.id)])
+    await affect(db, incident, org)
     sent = await notices.send_notice(db, actor=SYSTEM, incident=incident, org=org, phase="initial",
                                      raw=notice_input(), settings=settings)
     await world.commit()  # queued for its security contact; the worker never ran, so nothing was delivered
@@ -54,7 +54,7 @@ async def test_a_delivered_notice_is_not_flagged_one_with_nobody_to_reach_is(wor
     incident = await open_incident(world)
     reached, _ = await client_with_contact(world, "Acme Logistics")
     empty = await world.client_org("Silent SA")  # no members at all: its notice has no delivery
-    await incidents.add_clients(db, actor=SYSTEM, incident=incident, org_ids=[str(reached.id), str(empty.id)])
+    await affect(db, incident, reached, empty)
     for org in (reached, empty):
         await notices.send_notice(db, actor=SYSTEM, incident=incident, org=org, phase="initial",
                                   raw=notice_input(), settings=settings)
@@ -70,7 +70,7 @@ async def test_a_delivered_notice_is_not_flagged_one_with_nobody_to_reach_is(wor
 async def test_an_acknowledged_notice_and_a_closed_incident_are_not_flagged(world, settings, db):
     incident = await open_incident(world)
     org, contact = await client_with_contact(world, "Acme Logistics")
-    await incidents.add_clients(db, actor=SYSTEM, incident=incident, org_ids=[str(org.id)])
+    await affect(db, incident, org)
     sent = await notices.send_notice(db, actor=SYSTEM, incident=incident, org=org, phase="initial",
                                      raw=notice_input(), settings=settings)
     await world.commit()
@@ -82,7 +82,7 @@ async def test_an_acknowledged_notice_and_a_closed_incident_are_not_flagged(worl
     assert await escalation.flags(db, now=later, settings=settings) == []  # seen in the portal: it arrived
 
     bare = await world.client_org("Globex")
-    await incidents.add_clients(db, actor=SYSTEM, incident=incident, org_ids=[str(bare.id)])
+    await affect(db, incident, bare)
     await world.commit()
     assert uncovered(await escalation.flags(db, now=later, settings=settings)) == [(incident.reference, "Globex")]
     await incidents.close_incident(db, actor=SYSTEM, incident=incident, closure="breach_handled",
@@ -102,8 +102,7 @@ async def test_an_affected_client_without_a_security_contact_is_flagged(world, s
     user.disabled_at = dt.datetime.now(dt.UTC)
     unaffected = await world.client_org("Umbrella")  # no contact either, but not affected by an open incident
     await world.commit()
-    await incidents.add_clients(db, actor=SYSTEM, incident=incident,
-                                org_ids=[str(o.id) for o in (covered, admins_only, disabled_contact)])
+    await affect(db, incident, covered, admins_only, disabled_contact)
     await world.commit()
 
     found = await escalation.flags(db, now=dt.datetime.now(dt.UTC), settings=settings)
@@ -118,7 +117,7 @@ async def test_the_dashboard_shows_the_flags_to_vendor_staff_and_not_to_clients(
     org, contact = await client_with_contact(world, "Acme Logistics")
     bare = await world.client_org("Globex")
     globex_admin = await world.person(bare, Role.ADMIN)
-    await incidents.add_clients(db, actor=SYSTEM, incident=incident, org_ids=[str(org.id), str(bare.id)])
+    await affect(db, incident, org, bare)
     sent = await notices.send_notice(db, actor=SYSTEM, incident=incident, org=org, phase="initial",
                                      raw=notice_input(), settings=settings)
     # Sent 45 minutes ago (a Core update: the ORM itself refuses to change a sent notice).

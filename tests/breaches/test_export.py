@@ -15,7 +15,7 @@ from portal.accounts.roles import Role
 from portal.actors import Actor
 from portal.breaches import export, export_routes, incidents, notices
 from portal.breaches.models import UNKNOWN, Incident
-from tests.breaches.support import SYSTEM, client_with_contact, notice_input, open_incident
+from tests.breaches.support import SYSTEM, affect, client_with_contact, notice_input, open_incident
 from tests.conftest import World
 from tests.notifications.recipients_support import deliver_due
 
@@ -37,7 +37,7 @@ async def three_clients_notified(world: World, settings, **incident: str) -> tup
     """An incident notified to three clients with different figures; the first also got an interim notice."""
     found = await open_incident(world, **incident)
     clients = [await client_with_contact(world, name) for name in NAMES]
-    await incidents.add_clients(world.session, actor=SYSTEM, incident=found, org_ids=[], everyone=True)
+    await affect(world.session, found, everyone=True)
     for org, _contact in clients:
         subjects, records = FIGURES[org.name]
         await notices.send_notice(world.session, actor=SYSTEM, incident=found, org=org, phase="initial",
@@ -111,7 +111,7 @@ async def test_the_record_names_the_sub_processor_and_the_closure(world, setting
     incident = await open_incident(world, source="subprocessor", subprocessor_name="Relay Mail Services GmbH",
                                    subprocessor_notified_at=told.isoformat())
     org, contact = await client_with_contact(world, "Acme Logistics")
-    await incidents.add_clients(db, actor=SYSTEM, incident=incident, org_ids=[str(org.id)])
+    await affect(db, incident, org)
     await notices.send_notice(db, actor=SYSTEM, incident=incident, org=org, phase="initial", raw=notice_input(),
                               settings=settings)
     await incidents.close_incident(db, actor=SYSTEM, incident=incident, closure="breach_handled",

@@ -12,7 +12,7 @@ from portal.breaches import clocks, incidents, notices
 from portal.breaches.models import UNKNOWN, BreachNotice, Incident, IncidentStatus
 from portal.errors import Conflict, InvalidInput
 from portal.notifications.models import Notice
-from tests.breaches.support import SYSTEM, client_with_contact, incident_input, notice_input, open_incident
+from tests.breaches.support import SYSTEM, affect, client_with_contact, incident_input, notice_input, open_incident
 
 
 @pytest.mark.parametrize(("field", "value"), [("aware_at", ""), ("contact_point", "  "), ("natures", ()),
@@ -33,7 +33,7 @@ async def test_an_incident_at_a_sub_processor_needs_when_it_told_us_and_names_it
     incident = await open_incident(world, source="subprocessor", subprocessor_name="Relay Mail Services GmbH",
                                    subprocessor_notified_at=told)
     org, _ = await client_with_contact(world, "Acme Logistics")
-    await incidents.add_clients(db, actor=SYSTEM, incident=incident, org_ids=[str(org.id)])
+    await affect(db, incident, org)
     sent = await notices.send_notice(db, actor=SYSTEM, incident=incident, org=org, phase="initial",
                                      raw=notice_input(), settings=settings)
     assert "Relay Mail Services GmbH" in sent.content["nature"]
@@ -42,7 +42,7 @@ async def test_an_incident_at_a_sub_processor_needs_when_it_told_us_and_names_it
 async def test_blank_is_refused_unknown_is_allowed_until_the_final_notice(world, settings, db):
     incident = await open_incident(world)
     org, _ = await client_with_contact(world, "Acme Logistics")
-    await incidents.add_clients(db, actor=SYSTEM, incident=incident, org_ids=[str(org.id)])
+    await affect(db, incident, org)
     with pytest.raises(InvalidInput) as blank:
         await notices.send_notice(db, actor=SYSTEM, incident=incident, org=org, phase="initial",
                                   raw=notice_input(likely_consequences=" "), settings=settings)
@@ -77,7 +77,7 @@ async def test_the_clock_reports_a_breached_target_after_30_hours_against_24(wor
 async def test_each_client_gets_its_own_notice_with_only_its_figures(world, settings, db):
     incident = await open_incident(world)
     clients = [await client_with_contact(world, name) for name in ("Acme Logistics", "Globex", "Initech")]
-    await incidents.add_clients(db, actor=SYSTEM, incident=incident, org_ids=[], everyone=True)
+    await affect(db, incident, everyone=True)
     for index, (org, _) in enumerate(clients):
         await notices.send_notice(db, actor=SYSTEM, incident=incident, org=org, phase="initial", settings=settings,
                                   raw=notice_input(subjects=f"{(index + 1) * 111} people",
@@ -99,7 +99,7 @@ async def test_each_client_gets_its_own_notice_with_only_its_figures(world, sett
 async def test_updates_are_numbered_and_say_what_changed(world, settings, db):
     incident = await open_incident(world)
     org, _ = await client_with_contact(world, "Acme Logistics")
-    await incidents.add_clients(db, actor=SYSTEM, incident=incident, org_ids=[str(org.id)])
+    await affect(db, incident, org)
     await notices.send_notice(db, actor=SYSTEM, incident=incident, org=org, phase="initial", raw=notice_input(),
                               settings=settings)
     with pytest.raises(InvalidInput, match="Nothing changed"):
@@ -116,7 +116,7 @@ async def test_updates_are_numbered_and_say_what_changed(world, settings, db):
 async def test_a_draft_for_data_subjects_must_carry_the_contact_point_and_known_facts(world, settings, db):
     incident = await open_incident(world)
     org, _ = await client_with_contact(world, "Acme Logistics")
-    await incidents.add_clients(db, actor=SYSTEM, incident=incident, org_ids=[str(org.id)])
+    await affect(db, incident, org)
     known = {"likely_consequences": "Phishing is possible.", "measures": "Export disabled; passwords reset."}
     for draft, raw in [("Dear customer, write to us.", known), ("Contact Security operations, "
                                                                  "security@lumen.example", {})]:
@@ -148,10 +148,40 @@ async def test_closing_needs_a_rationale_and_the_incident_stays_on_record(world,
 async def test_internal_notes_never_reach_the_client(world, settings, db):
     incident = await open_incident(world)
     org, _ = await client_with_contact(world, "Acme Logistics")
-    await incidents.add_clients(db, actor=SYSTEM, incident=incident, org_ids=[str(org.id)])
+    await affect(db, incident, org)
     await notices.send_notice(db, actor=SYSTEM, incident=incident, org=org, phase="initial", raw=notice_input(),
                               settings=settings)
     await world.commit()
     rows = [str(n.payload) + str(n.context) for n in (await db.execute(select(Notice))).scalars()]
     rows += [str(n.content) for n in (await db.execute(select(BreachNotice))).scalars()]
     assert rows and not any("SEC-4411" in row for row in rows)
+
+
+async def test_affected_clients_by_sub_processor_and_by_kind_of_data(world, settings, db):
+    from portal.actors import Actor
+    from portal.subprocessors import publishing
+    from tests.signing.support import executed_agreement, parties, published_template
+    from tests.subprocessors.support import entry_data
+
+    await publishing.draft_entry(db, actor=SYSTEM, raw=entry_data("Hostwerk GmbH"))
+    earlier = dt.datetime.now(dt.UTC) - dt.timedelta(days=60)  # announced then, in force for 20 days now
+    await publishing.publish(db, actor=SYSTEM, effective_date=(earlier + dt.timedelta(days=40)).date().isoformat(),
+                             summary="", default_notice_days=30, base_url="http://testserver", now=earlier)
+    await world.commit()
+    await published_template(world)
+    health = await parties(world, "Brightwell Health")
+    await executed_agreement(world, health, settings)  # its Annex II names "business contact details"
+    paper, _ = await client_with_contact(world, "Paper Only AG")  # signed outside the portal: no Annex II
+    incident = await open_incident(world)
+    vendor = Actor.system("test")
+
+    by_data = await incidents.add_clients(db, actor=vendor, incident=incident, default_notice_days=30,
+                                          selection=incidents.Selection(data_term="Business Contact"))
+    assert [row.org_id for row in by_data] == [health.org.id]
+    assert "business contact" in by_data[0].reason.casefold()
+    by_provider = await incidents.add_clients(db, actor=vendor, incident=incident, default_notice_days=30,
+                                              selection=incidents.Selection(subprocessor="Hostwerk GmbH"))
+    assert [row.org_id for row in by_provider] == [paper.id]  # Brightwell is affected already: not added twice
+    with pytest.raises(InvalidInput):
+        await incidents.add_clients(db, actor=vendor, incident=incident, default_notice_days=30,
+                                    selection=incidents.Selection())

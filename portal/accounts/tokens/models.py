@@ -29,6 +29,9 @@ SCOPES: dict[str, str] = {
                           "states, deadlines and objections.",
     "agreements:read": "Read the organisation's data processing agreements, their states and signatures, and "
                        "download their documents and evidence bundles.",
+    "incidents:read": "Read the personal-data breach notices the organisation received, with their timeline; for "
+                      "vendor tokens, the incident register with each client's clock.",
+    "incidents:acknowledge": "Acknowledge the organisation's breach notices.",
 }
 
 
