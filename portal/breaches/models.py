@@ -17,7 +17,7 @@ import enum
 import uuid
 from typing import Any
 
-from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint, event
+from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint, event, inspect
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.accounts.models import Organisation
@@ -129,8 +129,6 @@ class ImmutableRecord(RuntimeError):
 
 @event.listens_for(BreachNotice, "before_update")
 def _sent_notices_keep_their_content(_mapper: object, _connection: object, target: BreachNotice) -> None:
-    from sqlalchemy import inspect
-
     state = inspect(target)
     changed = {attr.key for attr in state.attrs if attr.history.has_changes()}
     if changed - {"acknowledged_at", "acknowledged_by", "notice_id"}:

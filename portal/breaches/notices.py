@@ -48,8 +48,11 @@ async def notices_to(session: AsyncSession, org: Organisation, incident: Inciden
 
 
 def _nature_text(incident: Incident, written: str) -> str:
-    if incident.from_subprocessor:
-        return f"{written} (The breach occurred at our sub-processor {incident.subprocessor_name}.)"
+    """The nature as written, naming the sub-processor where it happened (once: an update starts from the text of
+    the previous notice, which names it already)."""
+    note = f"(The breach occurred at our sub-processor {incident.subprocessor_name}.)"
+    if incident.from_subprocessor and note not in written:
+        return f"{written} {note}"
     return written
 
 

@@ -147,7 +147,6 @@ async def notice_page(request: Request, *, values: dict[str, str] | None = None,
     if values is None:
         last = earlier[-1].content if earlier else {}
         values = {name: str(last.get(name, "")) for name in (*content.NAMES, content.ART34_DRAFT)}
-        values.setdefault("contact_point", incident.contact_point)
         values["contact_point"] = values["contact_point"] or incident.contact_point
         values["phase"] = Phase.INTERIM.value if earlier else Phase.INITIAL.value
     return render(request, "breaches/notice.html", {

@@ -37,6 +37,9 @@ async def test_an_incident_at_a_sub_processor_needs_when_it_told_us_and_names_it
     sent = await notices.send_notice(db, actor=SYSTEM, incident=incident, org=org, phase="initial",
                                      raw=notice_input(), settings=settings)
     assert "Relay Mail Services GmbH" in sent.content["nature"]
+    update = await notices.send_notice(db, actor=SYSTEM, incident=incident, org=org, phase="interim", settings=settings,
+                                       raw={**sent.content, "measures": "The provider rotated its keys."})
+    assert update.content["nature"] == sent.content["nature"] and set(update.changes) == {"measures"}
 
 
 async def test_blank_is_refused_unknown_is_allowed_until_the_final_notice(world, settings, db):
