@@ -15,20 +15,17 @@ from __future__ import annotations
 import datetime as dt
 import io
 import uuid
-import zipfile
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import docx
-from docx.opc.constants import RELATIONSHIP_TYPE
-from docx.shared import Pt
 
+from portal import docx_records
 from portal.breaches import content as notice_content
 from portal.breaches.incidents import SOURCES
 from portal.breaches.models import BreachNotice, Closure, Incident, Nature
 from portal.breaches.notices import Receipt
 from portal.db import utcnow
-from portal.signing.bundle import deterministic_zip
 
 FORMAT = "dpa-portal/incident-record/1"
 DOCX_MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
@@ -36,7 +33,6 @@ SA_REFERENCE_HOURS = 72
 SA_REFERENCE_NOTE = ("A reference only: 72 hours after this notice was sent. You determine when you became aware "
                      "of the breach, and your own deadline towards your supervisory authority runs from then.")
 TITLE = "Personal data breach record"
-SMALL = Pt(8)
 
 
 def _iso(value: dt.datetime | None) -> str | None:
@@ -146,7 +142,7 @@ def incident_record_docx(record: Mapping[str, Any]) -> bytes:
         rows += [("Closed (UTC)", _time(incident.get("closed_at"))),
                  ("How it ended", _label(Closure, incident.get("closure"))),
                  ("Why it was closed", incident.get("closure_rationale"))]
-    _facts(document, rows)
+    docx_records.facts(document, rows)
 
     document.add_heading("Notices", level=1)
     sent = record.get("notices") or []
@@ -157,7 +153,7 @@ def incident_record_docx(record: Mapping[str, Any]) -> bytes:
     for notice in sent:
         document.add_heading(f"Notice {_text(notice.get('seq'))} ({_text(notice.get('phase'))})", level=2)
         fields = notice.get("content") or {}
-        _facts(document, [
+        docx_records.facts(document, [
             ("Sent (UTC)", _time(notice.get("notified_at"))),
             ("Reference: 72 hours later (UTC)", f"{_time(notice.get('reference_sa_deadline'))}. "
                                                 f"{_text(notice.get('reference_sa_deadline_note'))}"),
@@ -171,7 +167,7 @@ def incident_record_docx(record: Mapping[str, Any]) -> bytes:
             document.add_paragraph("The first notice: every field above is new.")
         elif changes:
             document.add_paragraph("What changed since the previous notice:")
-            _table(document, ("Field", "Before", "After"),
+            docx_records.table(document, ("Field", "Before", "After"),
                    [(notice_content.label_of(name), _text(change.get("before"), "(none)"),
                      _text(change.get("after"), "(none)")) for name, change in changes.items()])
 
@@ -184,12 +180,10 @@ def incident_record_docx(record: Mapping[str, Any]) -> bytes:
     properties.revision = 1
     if moment is not None:
         properties.created = properties.modified = moment.replace(tzinfo=None)  # python-docx writes naive as UTC
-    _drop_thumbnail(document)
+    docx_records.drop_thumbnail(document)
     buffer = io.BytesIO()
     document.save(buffer)
-    with zipfile.ZipFile(io.BytesIO(buffer.getvalue())) as package:
-        members = [(info.filename, package.read(info)) for info in package.infolist()]
-    return deterministic_zip(members, moment)
+    return docx_records.stamped(buffer.getvalue(), moment)
 
 
 def _parsed(value: object) -> dt.datetime | None:
@@ -199,28 +193,3 @@ def _parsed(value: object) -> dt.datetime | None:
         return None
 
 
-def _facts(document: Any, rows: list[tuple[str, object]]) -> None:
-    table = document.add_table(rows=0, cols=2)
-    table.style = document.styles["Table Grid"]
-    for label, value in rows:
-        cells = table.add_row().cells
-        cells[0].paragraphs[0].add_run(label).bold = True
-        cells[1].paragraphs[0].add_run(_text(value))
-
-
-def _table(document: Any, header: tuple[str, ...], rows: list[tuple[object, ...]]) -> None:
-    table = document.add_table(rows=0, cols=len(header))
-    table.style = document.styles["Table Grid"]
-    for index, row in enumerate([header, *rows]):
-        for cell, value in zip(table.add_row().cells, row, strict=True):
-            run = cell.paragraphs[0].add_run(_text(value))
-            run.font.size = SMALL
-            run.bold = index == 0
-
-
-def _drop_thumbnail(document: Any) -> None:
-    # python-docx's stock thumbnail shows a page that is not this document.
-    package = document.part.package
-    for key, relationship in list(package.rels.items()):
-        if relationship.reltype == RELATIONSHIP_TYPE.THUMBNAIL:
-            del package.rels[key]

@@ -12,26 +12,21 @@ from __future__ import annotations
 
 import hashlib
 import io
-import zipfile
 from collections.abc import Mapping
-from typing import Any
 
 import docx
-from docx.opc.constants import RELATIONSHIP_TYPE
-from docx.shared import Pt
 
+from portal import docx_records
 from portal.signing.bundle import (
     CERTIFICATE_OF_COMPLETION_NAME,
     EVIDENCE_NAME,
     README_NAME,
     SealedEvidence,
-    deterministic_zip,
     executed_at,
     utc_text,
 )
 
 TITLE = "Certificate of completion"
-SMALL = Pt(8)
 LEVELS = {"SES": "Simple electronic signature (SES)"}
 TERMS = {
     "notice_days": "Notice of sub-processor changes (days)",
@@ -53,7 +48,7 @@ def certificate_of_completion(sealed: SealedEvidence) -> bytes:
         f"{EVIDENCE_NAME} in the evidence bundle, is authoritative; this certificate is not itself sealed.")
 
     document.add_heading("Agreement", level=1)
-    _facts(document, [
+    docx_records.facts(document, [
         ("Reference", agreement.get("reference")),
         ("Agreement ID", agreement.get("id")),
         ("Client", agreement["client"].get("name")),
@@ -66,11 +61,11 @@ def certificate_of_completion(sealed: SealedEvidence) -> bytes:
 
     document.add_heading("Terms", level=1)
     terms = record.get("terms") or {}
-    _facts(document, [(TERMS.get(name, name.replace("_", " ").capitalize()), value)
+    docx_records.facts(document, [(TERMS.get(name, name.replace("_", " ").capitalize()), value)
                       for name, value in terms.items()] or [("Terms", "none recorded")])
 
     document.add_heading("Documents", level=1)
-    _table(document, ("Role", "Name", "Description", "Bytes", "SHA-256"),
+    docx_records.table(document, ("Role", "Name", "Description", "Bytes", "SHA-256"),
            [(d.get("role"), d.get("name"), d.get("description"), d.get("bytes"), d.get("sha256"))
             for d in record["documents"]])
 
@@ -78,7 +73,7 @@ def certificate_of_completion(sealed: SealedEvidence) -> bytes:
     for signature in record.get("signatures") or []:
         document.add_heading(f"{_say(signature.get('party')).capitalize()}: {_say(signature.get('name'))}", level=2)
         level = signature.get("level")
-        _facts(document, [
+        docx_records.facts(document, [
             ("Party", signature.get("party")),
             ("Name", signature.get("name")),
             ("Title", signature.get("title")),
@@ -98,13 +93,13 @@ def certificate_of_completion(sealed: SealedEvidence) -> bytes:
     document.add_heading("Events", level=1)
     document.add_paragraph(f"Every event of the agreement's history, in order; {EVIDENCE_NAME} holds each one's "
                            "details.")
-    _table(document, EVENT_COLUMNS,
+    docx_records.table(document, EVENT_COLUMNS,
            [(e.get("seq"), utc_text(e.get("at")), e.get("type"), e.get("actor"), e.get("ip"), e.get("user_agent"),
              e.get("auth_method")) for e in record.get("events") or []])
 
     document.add_heading("Seal", level=1)
     seal = record.get("seal") or {}
-    _facts(document, [
+    docx_records.facts(document, [
         (f"SHA-256 of {EVIDENCE_NAME}", hashlib.sha256(sealed.data).hexdigest()),
         ("Seal algorithm", seal.get("algorithm")),
         ("Seal certificate SHA-256", seal.get("certificate_sha256")),
@@ -122,10 +117,10 @@ def certificate_of_completion(sealed: SealedEvidence) -> bytes:
     properties.revision = 1
     if moment is not None:
         properties.created = properties.modified = moment.replace(tzinfo=None)  # python-docx writes naive as UTC
-    _drop_thumbnail(document)
+    docx_records.drop_thumbnail(document)
     buffer = io.BytesIO()
     document.save(buffer)
-    return _normalised(buffer.getvalue(), record)
+    return docx_records.stamped(buffer.getvalue(), executed_at(record))
 
 
 def _say(value: object) -> str:
@@ -137,37 +132,3 @@ def _version(item: object, absent: str = "none") -> str:
         return absent
     effective = f", effective {item['effective_date']}" if item.get("effective_date") else ""
     return f"version {_say(item.get('version'))}{effective}, SHA-256 {_say(item.get('sha256'))}"
-
-
-def _facts(document: Any, rows: list[tuple[str, object]]) -> None:
-    table = document.add_table(rows=0, cols=2)
-    table.style = document.styles["Table Grid"]
-    for label, value in rows:
-        cells = table.add_row().cells
-        cells[0].paragraphs[0].add_run(label).bold = True
-        cells[1].paragraphs[0].add_run(_say(value))
-
-
-def _table(document: Any, header: tuple[str, ...], rows: list[tuple[object, ...]]) -> None:
-    table = document.add_table(rows=0, cols=len(header))
-    table.style = document.styles["Table Grid"]
-    for index, row in enumerate([header, *rows]):
-        for cell, value in zip(table.add_row().cells, row, strict=True):
-            run = cell.paragraphs[0].add_run(_say(value))
-            run.font.size = SMALL
-            run.bold = index == 0
-
-
-def _drop_thumbnail(document: Any) -> None:
-    # python-docx's stock thumbnail shows a page that is not this document.
-    package = document.part.package
-    for key, relationship in list(package.rels.items()):
-        if relationship.reltype == RELATIONSHIP_TYPE.THUMBNAIL:
-            del package.rels[key]
-
-
-def _normalised(data: bytes, record: Mapping[str, Any]) -> bytes:
-    """The same package with every entry stamped with the execution time (python-docx stamps the build's clock)."""
-    with zipfile.ZipFile(io.BytesIO(data)) as package:
-        members = [(info.filename, package.read(info)) for info in package.infolist()]
-    return deterministic_zip(members, executed_at(record))
