@@ -202,7 +202,8 @@ OBJECT_ROUTES: dict[str, Callable[[Victim], str]] = {
         lambda v: f"/orgs/{v.org.id}/objections/{v.extra['objection_id']}/resolve",
     "/orgs/{org_id}/agreements": lambda v: f"/orgs/{v.org.id}/agreements",
     "/orgs/{org_id}/agreements/draft": lambda v: f"/orgs/{v.org.id}/agreements/draft",
-    **{f"/incidents/{{incident_id}}{action}": _incident_url(action) for action in ("", "/clients", "/close")},
+    **{f"/incidents/{{incident_id}}{action}": _incident_url(action)
+       for action in ("", "/clients", "/close", "/notify-all")},
     "/incidents/{incident_id}/clients/{org_id}/notice":
         lambda v: f"/incidents/{v.extra['incident_id']}/clients/{v.org.id}/notice",
     "/orgs/{org_id}/incidents": lambda v: f"/orgs/{v.org.id}/incidents",

@@ -24,7 +24,8 @@ from portal.accounts.models import Organisation
 from portal.accounts.roles import Permission
 from portal.actors import Actor
 from portal.breaches import content as notice_content
-from portal.breaches.models import AffectedClient, BreachNotice, Incident, IncidentStatus, Phase
+from portal.breaches.incidents import affected
+from portal.breaches.models import UNKNOWN, AffectedClient, BreachNotice, Incident, IncidentStatus, Phase
 from portal.db import utcnow
 from portal.errors import Conflict, InvalidInput, NotFound
 from portal.notifications import catalog
@@ -99,6 +100,42 @@ async def send_notice(session: AsyncSession, *, actor: Actor, incident: Incident
     await audit.record(session, actor=actor, tag="breach_notice:sent", subject=notice, org_id=org.id, data={
         "incident": incident.reference, "phase": stage.value, "seq": notice.seq, "changed": sorted(changed)})
     return notice
+
+
+def parse_figures(raw: str, names: dict[str, Organisation]) -> dict[uuid.UUID, tuple[str, str]]:
+    """Per-client numbers typed one client a line, ``Client name | data subjects | records``."""
+    figures: dict[uuid.UUID, tuple[str, str]] = {}
+    by_name = {name.casefold(): org for name, org in names.items()}
+    for number, line in enumerate(raw.splitlines(), start=1):
+        if not line.strip():
+            continue
+        parts = [part.strip() for part in line.split("|")]
+        org = by_name.get(parts[0].casefold()) if parts else None
+        if len(parts) != 3 or org is None or not parts[1] or not parts[2]:
+            message = (f"Line {number} should read 'Client name | data subjects | records' with the name of an "
+                       "affected client not notified yet.")
+            raise InvalidInput(message, fields={"figures": message})
+        figures[org.id] = (parts[1], parts[2])
+    return figures
+
+
+async def notify_all(session: AsyncSession, *, actor: Actor, incident: Incident, raw: dict[str, str],
+                     figures_text: str, settings: Settings) -> list[BreachNotice]:
+    """The initial notice to every affected client not notified yet, in one go: the same text for all, each with
+    its own numbers (typed per client, else 'not yet known'). All of them are sent, or none."""
+    actor.require_vendor(Permission.MANAGE_INCIDENTS)
+    waiting = [row.org for row in await affected(session, incident)
+               if not await notices_to(session, row.org, incident)]
+    if not waiting:
+        raise InvalidInput("Every affected client has had its initial notice; send updates client by client.")
+    figures = parse_figures(figures_text, {org.name: org for org in waiting})
+    sent = []
+    for org in waiting:
+        subjects, records = figures.get(org.id, (UNKNOWN, UNKNOWN))
+        sent.append(await send_notice(session, actor=actor, incident=incident, org=org, phase=Phase.INITIAL.value,
+                                      settings=settings, raw={**raw, "approximate_subjects": subjects,
+                                                              "approximate_records": records}))
+    return sent
 
 
 # ---------------------------------------------------------------- what clients see and do

@@ -93,6 +93,8 @@ async def incident_page(request: Request, *, error: PortalError | None = None, f
         "incident": incident, "rows": rows, "elapsed": elapsed_hours(incident, now), "candidates": candidates,
         "subprocessors": sorted({e["name"] for e in registry.entries_of(in_force)}),
         "closures": list(Closure), "natures": {n.value: n.label for n in Nature}, "sources": incidents.SOURCES,
+        "fields": content.FIELDS, "unknown": UNKNOWN, "art34": content.ART34_DRAFT,
+        "waiting": [row.org for row in rows if not row.notices],
         "can_manage": actor.can(Permission.MANAGE_INCIDENTS), "failed": failed, "typed": typed or {},
         **_errors(error)}, status=status)
 
@@ -124,6 +126,21 @@ async def close(request: Request) -> Response:
     except (InvalidInput, Conflict) as exc:
         return await incident_page(request, error=exc, failed="close", typed=typed, status=exc.status)
     return redirect(request, f"{INCIDENTS}/{incident.id}", flash=f"{incident.reference} is closed and kept on record.")
+
+
+async def notify_all(request: Request) -> Response:
+    form = await read_form(request)
+    actor = vendor_staff(request, Permission.MANAGE_INCIDENTS)
+    incident = await _incident(request)
+    names = [*content.NAMES, content.ART34_DRAFT, *(f"{f.name}_unknown" for f in content.FIELDS)]
+    typed = {name: form_text(form, name) for name in (*names, "figures")}
+    try:
+        sent = await notices.notify_all(db(request), actor=actor, incident=incident, raw=typed,
+                                        figures_text=typed["figures"], settings=settings_of(request))
+    except (InvalidInput, Conflict) as exc:
+        return await incident_page(request, error=exc, failed="all", typed=typed, status=exc.status)
+    return redirect(request, f"{INCIDENTS}/{incident.id}",
+                    flash=f"Initial notices are on their way to {len(sent)} client(s), each with its own figures.")
 
 
 # ---------------------------------------------------------------- one client's notice
@@ -179,6 +196,7 @@ routes: list[BaseRoute] = [
     Route(INCIDENT, incident_page, methods=["GET"]),
     Route(INCIDENT + "/clients", add_clients, methods=["POST"]),
     Route(INCIDENT + "/close", close, methods=["POST"]),
+    Route(INCIDENT + "/notify-all", notify_all, methods=["POST"]),
     Route(INCIDENT + "/clients/{org_id}/notice", notice_page, methods=["GET"]),
     Route(INCIDENT + "/clients/{org_id}/notice", send_notice, methods=["POST"]),
 ]

@@ -87,3 +87,25 @@ async def test_clients_and_vendor_viewers_cannot_act(world, login_as, db):
     assert (await client.get("/incidents")).status_code == 404
     assert (await post_form(client, "/incidents", _form(aware))).status_code == 404
     assert (await db.execute(select(Incident))).first() is None
+
+
+async def test_one_form_sends_every_waiting_client_its_initial_notice(world, login_as, db):
+    from tests.breaches.support import affect, open_incident
+
+    security = await login_as(await loaded(world, await world.person(await world.vendor(), Role.SECURITY)))
+    acme, _ = await client_with_contact(world, "Acme Logistics")
+    globex, _ = await client_with_contact(world, "Globex")
+    incident = await open_incident(world)
+    await affect(db, incident, everyone=True)
+    await world.commit()
+    page = (await security.get(f"/incidents/{incident.id}")).text
+    assert "Send the initial notice to 2 client(s)" in page
+    shared = {k: v for k, v in notice_input().items() if not k.startswith("approximate")}
+    refused = await post_form(security, f"/incidents/{incident.id}/notify-all", {**shared, "figures": "Nobody | 1"})
+    assert refused.status_code == 400 and 'id="figures-error"' in refused.text
+    sent = await post_form(security, f"/incidents/{incident.id}/notify-all",
+                           {**shared, "figures": "Acme Logistics | 120 | 480"})
+    assert sent.status_code == 303
+    rows = {org_id: content for org_id, content in (await db.execute(select(BreachNotice.org_id,
+                                                                            BreachNotice.content))).all()}
+    assert rows[acme.id]["approximate_subjects"] == "120" and rows[globex.id]["approximate_subjects"] == UNKNOWN

@@ -188,3 +188,24 @@ async def test_affected_clients_by_sub_processor_and_by_kind_of_data(world, sett
     with pytest.raises(InvalidInput):
         await incidents.add_clients(db, actor=vendor, incident=incident, default_notice_days=30,
                                     selection=incidents.Selection())
+
+
+async def test_every_client_not_notified_yet_gets_its_initial_notice_at_once(world, settings, db):
+    incident = await open_incident(world)
+    clients = [await client_with_contact(world, name) for name in ("Acme Logistics", "Globex", "Initech")]
+    await affect(db, incident, everyone=True)
+    shared = {k: v for k, v in notice_input().items() if not k.startswith("approximate")}
+    with pytest.raises(InvalidInput) as refused:
+        await notices.notify_all(db, actor=SYSTEM, incident=incident, raw=shared, settings=settings,
+                                 figures_text="Unknown Corp | 5 | 6")
+    assert "figures" in refused.value.fields
+    assert (await db.execute(select(BreachNotice))).first() is None
+    sent = await notices.notify_all(db, actor=SYSTEM, incident=incident, raw=shared, settings=settings,
+                                    figures_text="acme logistics | 120 employees | 480 records\nGlobex | 7 | 9")
+    by_org = {notice.org_id: notice.content for notice in sent}
+    acme, globex, initech = (org.id for org, _ in clients)
+    assert (by_org[acme]["approximate_subjects"], by_org[globex]["approximate_records"]) == ("120 employees", "9")
+    assert by_org[initech]["approximate_subjects"] == UNKNOWN
+    with pytest.raises(InvalidInput, match="Every affected client"):
+        await notices.notify_all(db, actor=SYSTEM, incident=incident, raw=shared, settings=settings,
+                                 figures_text="")
