@@ -164,6 +164,7 @@ async def commit_and_run_jobs(session: AsyncSession) -> None:
 MODEL_MODULES = (
     "portal.accounts.models",
     "portal.agreements.models",
+    "portal.ai_commitments.models",
     "portal.accounts.sso.models",
     "portal.accounts.tokens.models",
     "portal.audit.models",

@@ -1,0 +1,60 @@
+"""Versions of the AI data-use commitments.
+
+Invariants: a draft becomes a numbered version when published, with its effective date, a reason, its differences
+from the previous version, whether it widens what that version allowed, and a SHA-256 that chains to the previous
+version's (``ledger.chain_hash``); from then on the ORM refuses to change or delete it (legal requirement 53).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from typing import Any
+
+from sqlalchemy import Boolean, Date, Integer, String, Text, event, inspect
+from sqlalchemy.orm import Mapped, mapped_column
+
+from portal.db import Base, StrEnumColumn, created_at, optional_timestamp, uuid_pk
+
+
+class VersionStatus(enum.StrEnum):
+    DRAFT = "draft"
+    PUBLISHED = "published"
+
+
+class CommitmentVersion(Base):
+    __tablename__ = "ai_commitment_versions"
+
+    id: Mapped[uuid_pk]
+    number: Mapped[int | None] = mapped_column(Integer(), unique=True, nullable=True)
+    status: Mapped[VersionStatus] = mapped_column(StrEnumColumn(VersionStatus, 10), default=VersionStatus.DRAFT)
+    document: Mapped[dict[str, Any]]
+    effective_date: Mapped[dt.date | None] = mapped_column(Date(), nullable=True)
+    reason: Mapped[str] = mapped_column(Text(), default="")
+    changes: Mapped[dict[str, Any]] = mapped_column(default=dict)  # path -> {"before", "after"} against the previous
+    expanding: Mapped[bool] = mapped_column(Boolean(), default=False)
+    expanding_reasons: Mapped[list[str]] = mapped_column(default=list)
+    previous_sha256: Mapped[str] = mapped_column(String(64), default="")
+    sha256: Mapped[str] = mapped_column(String(64), default="")
+    created_by: Mapped[str] = mapped_column(String(400))
+    created_at: Mapped[created_at]
+    published_by: Mapped[str] = mapped_column(String(400), default="")
+    published_at: Mapped[optional_timestamp]
+
+
+class ImmutableVersion(RuntimeError):
+    pass
+
+
+@event.listens_for(CommitmentVersion, "before_update")
+def _published_versions_do_not_change(_mapper: object, _connection: object, target: CommitmentVersion) -> None:
+    history = inspect(target).attrs.status.history
+    was = history.deleted[0] if history.deleted else target.status
+    if was is VersionStatus.PUBLISHED:
+        raise ImmutableVersion(f"AI commitments version {target.number} is published and cannot change")
+
+
+@event.listens_for(CommitmentVersion, "before_delete")
+def _published_versions_stay(_mapper: object, _connection: object, target: CommitmentVersion) -> None:
+    if target.status is VersionStatus.PUBLISHED:
+        raise ImmutableVersion(f"AI commitments version {target.number} is published and cannot be deleted")
