@@ -5,6 +5,8 @@ DOCX back as blocks for the browser.
 Invariants:
 - every catalog name has a value in the context, so a template can never render with a gap; a value not known yet
   says so in words (signatures before signing, AI commitments before the ledger has a version);
+- Annex V is the AI commitments version in force on the same day, one row per data class, recorded in
+  ``bindings`` with its hash like the sub-processor list;
 - Annex IV is the sub-processor list in force on the day the document is rendered, chain included, and the context
   records which version and hash it was (``bindings``) so the evidence can name them;
 - what the browser shows is read from the very DOCX bytes whose hash is signed, not from the context.
@@ -22,6 +24,8 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from portal.agreements.models import Agreement, Authorisation, Signature
+from portal.ai_commitments import ledger
+from portal.ai_commitments.document import DATA_CLASSES, TRAINING_USES
 from portal.dpa import fields
 from portal.dpa.fields import FIELDS
 from portal.dpa.models import TemplateVersion
@@ -33,6 +37,7 @@ from portal.errors import InvalidInput
 from portal.settings import Settings
 from portal.subprocessors import registry
 from portal.subprocessors.feeds import countries, mechanism_name, public_entries
+from portal.subprocessors.geography import country_name
 
 PENDING = "(pending)"
 HASH_NOTE = "recorded in the certificate of completion and the evidence record of this agreement"
@@ -67,6 +72,27 @@ def _annex_iv_rows(entries: list[dict[str, Any]], vendor_name: str) -> list[dict
     return rows
 
 
+def _retention(days: Any) -> str:
+    return "Not kept" if days == "none" else f"{days} days"
+
+
+def annex_v_rows(document: dict[str, Any]) -> list[dict[str, str]]:
+    """One Annex V row per customer data class of a commitments version, in words."""
+    rows = []
+    for key, label in DATA_CLASSES.items():
+        data = document["data_classes"][key]
+        models = f" ({data['training_models']})" if data.get("training_models") else ""
+        providers = "; ".join(
+            f"{p['name']}: " + ("zero data retention" if p["zero_data_retention"] else _retention(p["retention_days"]))
+            + (f", abuse-monitoring logs {p['abuse_monitoring_days']} days" if p["abuse_monitoring_days"] else "")
+            for p in data["providers"]) or "Not sent to model providers"
+        rows.append({"data_class": label, "training_use": TRAINING_USES[data["training_use"]] + models,
+                     "vendor_retention": _retention(data["vendor_retention_days"]), "provider_retention": providers,
+                     "human_review": data["human_review"],
+                     "locations": ", ".join(f"{country_name(c)} ({c})" for c in data["locations"])})
+    return rows
+
+
 def _nest(flat: dict[str, Any]) -> dict[str, Any]:
     tree: dict[str, Any] = {}
     for dotted, value in flat.items():
@@ -96,6 +122,7 @@ async def render_agreement(session: AsyncSession, *, agreement: Agreement, templ
         raise InvalidInput("The vendor has not completed its own details for agreements yet (" +
                            ", ".join(f.name for f in gaps) + "); its legal team fills them in under DPA templates.")
     version = await registry.in_force_on(session, day)
+    commitments = await ledger.in_force_on(session, day)
     vendor_name = profile["vendor.name"]
     flat: dict[str, Any] = {**profile, **{k: v for k, v in agreement.details.items() if isinstance(v, str)}}
     flat |= {
@@ -109,7 +136,10 @@ async def render_agreement(session: AsyncSession, *, agreement: Agreement, templ
         "subprocessor_list.version": version.number if version else "",
         "subprocessor_list.effective_date": version.effective_date.isoformat() if version else "",
         "subprocessor_list.sha256": version.sha256 if version else "",
-        "ai_commitments.version": "", "ai_commitments.effective_date": "", "ai_commitments.sha256": "",
+        "ai_commitments.version": commitments.number if commitments else "",
+        "ai_commitments.effective_date": commitments.effective_date.isoformat() if commitments and
+        commitments.effective_date else "",
+        "ai_commitments.sha256": commitments.sha256 if commitments else "",
         **signature_values(client, vendor),
     }
     scalars = [f.name for f in FIELDS if f.name.split(".")[0] not in {"sp", "commitment"}]
@@ -117,14 +147,16 @@ async def render_agreement(session: AsyncSession, *, agreement: Agreement, templ
         raise InvalidInput("The agreement's details are incomplete: " + ", ".join(absent) + ".")
     context = _nest({name: flat[name] for name in scalars})
     context["subprocessors"] = _annex_iv_rows(registry.entries_of(version), vendor_name)
-    context["ai_commitments"]["rows"] = []
+    context["ai_commitments"]["rows"] = annex_v_rows(commitments.document) if commitments else []
     assert set(fields.loop_bindings().values()) == {"subprocessors", "ai_commitments.rows"}
     docx = await render_docx_async(template.docx, context)
     bindings = {
         "template": {"id": str(template.id), "version": template.number, "sha256": template.sha256},
         "subprocessor_list": None if version is None else {
             "version": version.number, "sha256": version.sha256, "effective_date": version.effective_date.isoformat()},
-        "ai_commitments": None,
+        "ai_commitments": None if commitments is None else {
+            "version": commitments.number, "sha256": commitments.sha256,
+            "effective_date": commitments.effective_date.isoformat() if commitments.effective_date else None},
     }
     return Rendered(docx, bindings, context)
 
