@@ -1,6 +1,7 @@
 """``portal demo``: a European AI SaaS vendor with three client organisations and their people, its sub-processor
-list with an upcoming change and an objection, its published DPA template, an executed agreement with its
-evidence, an open re-signing campaign, and a closed breach incident with its notices and acknowledgements.
+list with an upcoming change and an objection, a published AI commitments version, its published DPA template, an
+executed agreement with its evidence, an open re-signing campaign, and a closed breach incident with its notices
+and acknowledgements.
 
 Everything is created through the same services the pages use (the confirmed public subscriber excepted: its
 confirmation link only ever exists in a mailbox), so the demo's audit trail is real. Each capability
@@ -29,6 +30,7 @@ from portal.accounts.service import (
 from portal.actors import Actor
 from portal.agreements import service as agreements
 from portal.agreements.events import Origin
+from portal.ai_commitments import ledger as ai_ledger
 from portal.breaches import incidents, notices
 from portal.breaches.models import UNKNOWN
 from portal.db import utcnow
@@ -111,6 +113,7 @@ async def load_demo(session: AsyncSession, settings: Settings) -> list[str]:
         clients.append(org)
     await _notices(session, actor, clients, settings.base_url)
     await _subprocessors(session, actor, clients, settings.base_url)
+    await _ai_commitments(session, actor)
     await _dpa_template(session, actor)
     await _signed_agreements(session, clients, settings)
     await _closed_breach(session, clients, settings)
@@ -223,6 +226,34 @@ async def _member(session: AsyncSession, org: Organisation, email: str) -> Actor
     membership = await membership_of(session, org=org, user_id=user.id)
     assert membership is not None
     return Actor.for_member(membership)
+
+
+def _commitment(retention: int | str, providers: list[dict[str, object]], **overrides: str) -> dict[str, object]:
+    return {"training_use": "none", "training_models": "", "vendor_retention_days": retention,
+            "providers": providers, "locations": ["DE", "FR"] if providers else ["DE"],
+            "human_review": "Only at the client's written request for support, by named support staff",
+            "isolation": "Each client's data in its own encrypted store; never mixed into another client's answers",
+            "ownership": "The client owns its inputs and the outputs generated for it",
+            "client_controls": "Retention period, training opt-in (off by default), admin audit log", **overrides}
+
+
+async def _ai_commitments(session: AsyncSession, actor: Actor) -> None:
+    """Version 1 of the AI data-use commitments: no training on client data, Mistral AI with zero data retention."""
+    mistral = [{"name": "Mistral AI SAS", "retention_days": "none", "abuse_monitoring_days": 0,
+                "zero_data_retention": True}]
+    raw = {"data_classes": {
+        "prompts": _commitment(30, mistral), "outputs": _commitment(365, mistral), "files": _commitment(365, []),
+        "embeddings": _commitment(365, []), "fine_tuning": _commitment("none", []),
+        "feedback": _commitment(90, []), "telemetry": _commitment(30, [])},
+        "features": [{"name": "Document assistant", "role": "deployer of Mistral's general-purpose model",
+                      "upstream_provider": "Mistral AI SAS", "provider_documentation": "https://docs.mistral.ai",
+                      "training_summary": "", "interacts_with_persons": True,
+                      "disclosure": "Every answer is labelled 'AI assistant' and links to these commitments",
+                      "generates_content": True, "marking": "Generated documents carry C2PA metadata",
+                      "high_risk": False}]}
+    draft = await ai_ledger.save_draft(session, actor=actor, raw=raw)
+    await ai_ledger.publish(session, actor=actor, draft_id=str(draft.id), effective_date="2025-10-20",
+                            reason="Our first published AI data-use commitments.")
 
 
 async def _dpa_template(session: AsyncSession, actor: Actor) -> None:
