@@ -115,7 +115,8 @@ async def test_demo_has_an_executed_sealed_agreement_and_an_open_re_signing_camp
     assert by_client["Brightwell Health BV"] == [("executed", None), ("superseded", 1), ("awaiting_signature", 2)]
     assert by_client["Copperleaf Retail AB"] == [("executed", None)]  # signed on paper: asked for its details
     bundle = (await db.execute(select(AgreementDocument.data).where(AgreementDocument.kind == "bundle"))).scalar_one()
-    assert verify_bundle(bundle).ok
+    report = verify_bundle(bundle)
+    assert report.ok and report.record["ai_commitments"]["version"] == 1  # Annex V: the commitments in force
 
 
 async def test_demo_has_a_closed_breach_with_notices_and_acknowledgements(cli_env, db, capsys):
