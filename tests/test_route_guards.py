@@ -48,6 +48,7 @@ PUBLIC_PATHS = {
     "/subscribe", "/subscribe/confirm/{token}", "/unsubscribe/{token}", "/ack/{token}",
     "/subprocessors", "/subprocessors.json", "/subprocessors.atom", "/subprocessors.csv", "/subprocessors/diff",
     "/subprocessors/versions/{number}", "/verify", "/verify/seal-certificate.pem",
+    "/ai-commitments", "/ai-commitments.json", "/ai-commitments/versions/{number}",
 }
 # Paths whose parameter is a secret link rather than an object id; the secret is the access check.
 SECRET_LINK_PATHS = {"/password/reset/{token}", "/invitations/{token}", "/subscribe/confirm/{token}",
