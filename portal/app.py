@@ -24,6 +24,7 @@ from portal.accounts.sessions import CurrentMemberMiddleware
 from portal.accounts.sso.routes import routes as sso_routes
 from portal.accounts.tokens.routes import routes as token_routes
 from portal.agreements.routes import routes as agreement_routes
+from portal.ai_commitments.client_routes import routes as ai_commitment_client_routes
 from portal.ai_commitments.public_routes import routes as ai_commitment_public_routes
 from portal.api.routes import routes as api_routes
 from portal.audit.routes import routes as audit_routes
@@ -83,6 +84,7 @@ def all_routes() -> list[BaseRoute]:
         *subprocessor_client_routes,
         *subprocessor_public_routes,
         *ai_commitment_public_routes,
+        *ai_commitment_client_routes,
     ]
 
 

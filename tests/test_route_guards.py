@@ -208,6 +208,8 @@ OBJECT_ROUTES: dict[str, Callable[[Victim], str]] = {
     "/incidents/{incident_id}/clients/{org_id}/notice":
         lambda v: f"/incidents/{v.extra['incident_id']}/clients/{v.org.id}/notice",
     "/orgs/{org_id}/incidents": lambda v: f"/orgs/{v.org.id}/incidents",
+    "/orgs/{org_id}/ai-commitments": lambda v: f"/orgs/{v.org.id}/ai-commitments",
+    "/orgs/{org_id}/ai-commitments/instructions": lambda v: f"/orgs/{v.org.id}/ai-commitments/instructions",
     **{f"/orgs/{{org_id}}/incidents/{{incident_id}}{action}": _client_incident_url(action)
        for action in ("", "/export.json", "/export.docx")},
     "/orgs/{org_id}/incidents/{incident_id}/notices/{notice_id}/acknowledge":

@@ -78,6 +78,7 @@ class Permission(enum.StrEnum):
     SIGN_AGREEMENTS = "sign_agreements"  # a client's signatory signs or declines the agreement on its behalf
     MANAGE_INCIDENTS = "manage_incidents"  # open incidents, notify affected clients, send updates, close them
     VIEW_INCIDENTS = "view_incidents"  # a client reads the breach notices it received and acknowledges them
+    GIVE_INSTRUCTIONS = "give_instructions"  # a client's admin records documented instructions (AI training on/off)
 
 
 _GRANTS: dict[Role, frozenset[Permission]] = {
@@ -90,7 +91,7 @@ _GRANTS: dict[Role, frozenset[Permission]] = {
     Role.VIEWER: frozenset({Permission.VIEW_CLIENTS, Permission.VIEW_AUDIT}),
     Role.ADMIN: frozenset({Permission.MANAGE_MEMBERS, Permission.MANAGE_SSO, Permission.MANAGE_TOKENS,
                            Permission.VIEW_AUDIT, Permission.RESPOND_TO_CHANGES, Permission.PREPARE_AGREEMENTS,
-                           Permission.VIEW_INCIDENTS}),
+                           Permission.VIEW_INCIDENTS, Permission.GIVE_INSTRUCTIONS}),
     Role.SIGNATORY: frozenset({Permission.SIGN_AGREEMENTS}),
     Role.PRIVACY_CONTACT: frozenset({Permission.RESPOND_TO_CHANGES}),
     Role.SECURITY_CONTACT: frozenset({Permission.VIEW_INCIDENTS}),

@@ -11,10 +11,11 @@ import datetime as dt
 import enum
 from typing import Any
 
-from sqlalchemy import Boolean, Date, Integer, String, Text, event, inspect
+from sqlalchemy import Boolean, Date, Integer, String, Text, UniqueConstraint, event, inspect
 from sqlalchemy.orm import Mapped, mapped_column
 
-from portal.db import Base, StrEnumColumn, created_at, optional_timestamp, uuid_pk
+from portal.db import Base, StrEnumColumn, created_at, optional_timestamp, timestamp, uuid_pk
+from portal.tenancy import TenantScoped
 
 
 class VersionStatus(enum.StrEnum):
@@ -42,8 +43,30 @@ class CommitmentVersion(Base):
     published_at: Mapped[optional_timestamp]
 
 
+class TrainingInstruction(TenantScoped, Base):
+    """A client admin's documented instruction: training on one data class of the client's data on or off."""
+
+    __tablename__ = "ai_training_instructions"
+    __table_args__ = (UniqueConstraint("org_id", "seq"),)
+
+    id: Mapped[uuid_pk]
+    seq: Mapped[int] = mapped_column(Integer())
+    data_class: Mapped[str] = mapped_column(String(40))
+    enabled: Mapped[bool] = mapped_column(Boolean())
+    note: Mapped[str] = mapped_column(Text())
+    given_by: Mapped[str] = mapped_column(String(400))
+    given_at: Mapped[timestamp]
+    commitments_version: Mapped[int | None] = mapped_column(Integer(), nullable=True)  # in force when given
+
+
 class ImmutableVersion(RuntimeError):
     pass
+
+
+@event.listens_for(TrainingInstruction, "before_update")
+@event.listens_for(TrainingInstruction, "before_delete")
+def _instructions_are_records(_mapper: object, _connection: object, target: TrainingInstruction) -> None:
+    raise ImmutableVersion(f"instruction {target.id} is a record and cannot change")
 
 
 @event.listens_for(CommitmentVersion, "before_update")
