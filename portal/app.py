@@ -25,6 +25,7 @@ from portal.accounts.sso.routes import routes as sso_routes
 from portal.accounts.tokens.routes import routes as token_routes
 from portal.agreements.routes import routes as agreement_routes
 from portal.ai_commitments.client_routes import routes as ai_commitment_client_routes
+from portal.ai_commitments.manage_routes import routes as ai_commitment_manage_routes
 from portal.ai_commitments.public_routes import routes as ai_commitment_public_routes
 from portal.api.routes import routes as api_routes
 from portal.audit.routes import routes as audit_routes
@@ -85,6 +86,7 @@ def all_routes() -> list[BaseRoute]:
         *subprocessor_public_routes,
         *ai_commitment_public_routes,
         *ai_commitment_client_routes,
+        *ai_commitment_manage_routes,
     ]
 
 

@@ -27,6 +27,7 @@ from portal.accounts.sso.models import IdentityProvider, SSODomain
 from portal.accounts.tokens.service import create_token
 from portal.actors import Actor
 from portal.agreements import service as agreements
+from portal.ai_commitments.models import CommitmentVersion
 from portal.app import all_routes
 from portal.audit.models import AuditEvent
 from portal.breaches import incidents, notices
@@ -141,7 +142,10 @@ async def _victim_contract_objects(world: World, db: Any, org: Organisation) -> 
     breach_notice = await notices.send_notice(db, actor=system, incident=incident, org=org, phase="initial",
                                               raw=notice_input(), settings=world.settings)
     await world.commit()
-    return {"incident_id": incident.id, "breach_notice_id": breach_notice.id,
+    ai_draft = CommitmentVersion(id=uuid.uuid4(), document={}, created_by="test")  # vendor-wide: 404 for clients
+    db.add(ai_draft)
+    await world.commit()
+    return {"incident_id": incident.id, "breach_notice_id": breach_notice.id, "ai_draft_id": ai_draft.id,
             "template_version_id": template.id, "agreement_id": agreement.id, "version_number": version.number,
             "entry_id": draft.entry_id, "authorisation_id": authorisation.id, "objection_id": objection.id}
 
@@ -209,6 +213,9 @@ OBJECT_ROUTES: dict[str, Callable[[Victim], str]] = {
         lambda v: f"/incidents/{v.extra['incident_id']}/clients/{v.org.id}/notice",
     "/orgs/{org_id}/incidents": lambda v: f"/orgs/{v.org.id}/incidents",
     "/orgs/{org_id}/ai-commitments": lambda v: f"/orgs/{v.org.id}/ai-commitments",
+    "/ai-commitments/manage/drafts/{version_id}": lambda v: f"/ai-commitments/manage/drafts/{v.extra['ai_draft_id']}",
+    "/ai-commitments/manage/drafts/{version_id}/publish":
+        lambda v: f"/ai-commitments/manage/drafts/{v.extra['ai_draft_id']}/publish",
     "/orgs/{org_id}/ai-commitments/instructions": lambda v: f"/orgs/{v.org.id}/ai-commitments/instructions",
     **{f"/orgs/{{org_id}}/incidents/{{incident_id}}{action}": _client_incident_url(action)
        for action in ("", "/export.json", "/export.docx")},

@@ -87,6 +87,25 @@ async def in_force_on(session: AsyncSession, day: dt.date) -> CommitmentVersion 
         .order_by(CommitmentVersion.number.desc()).limit(1))).scalar_one_or_none()
 
 
+async def drafts(session: AsyncSession, *, actor: Actor) -> list[CommitmentVersion]:
+    """Unpublished drafts, newest first (vendor staff)."""
+    actor.require_vendor(Permission.VIEW_CLIENTS)
+    return list((await session.execute(select(CommitmentVersion).where(
+        CommitmentVersion.status == VersionStatus.DRAFT).order_by(CommitmentVersion.created_at.desc()))).scalars())
+
+
+async def version_of(session: AsyncSession, *, actor: Actor, version_id: str) -> CommitmentVersion:
+    """A draft or a published version by id, for vendor staff (404 otherwise)."""
+    actor.require_vendor(Permission.VIEW_CLIENTS)
+    try:
+        found = await session.get(CommitmentVersion, uuid.UUID(version_id))
+    except ValueError:
+        found = None
+    if found is None:
+        raise NotFound()
+    return found
+
+
 def field_changes(old: Any, new: Any, path: str = "") -> dict[str, dict[str, Any]]:
     """Every leaf that differs between two documents, by dotted path."""
     if isinstance(old, Mapping) and isinstance(new, Mapping):
@@ -101,12 +120,7 @@ async def publish(session: AsyncSession, *, actor: Actor, draft_id: str, effecti
                   reason: str) -> CommitmentVersion:
     """Publish a draft as the next version of the ledger."""
     actor.require_vendor(Permission.MANAGE_TEMPLATES)
-    try:
-        draft = await session.get(CommitmentVersion, uuid.UUID(draft_id))
-    except ValueError:
-        draft = None
-    if draft is None:
-        raise NotFound()
+    draft = await version_of(session, actor=actor, version_id=draft_id)
     if draft.status is VersionStatus.PUBLISHED:
         raise InvalidInput(f"This draft is already published as version {draft.number}.")
     previous = await latest(session)
