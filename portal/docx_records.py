@@ -49,6 +49,22 @@ def drop_thumbnail(document: Any) -> None:
             del package.rels[key]
 
 
+def finished(document: Any, *, title: str, author: str, subject: str, moment: dt.datetime | None) -> bytes:
+    """The document's bytes with its properties set and every entry stamped with ``moment``, so the same record
+    always gives the same file."""
+    properties = document.core_properties
+    properties.title, properties.subject = title, subject
+    properties.author = properties.last_modified_by = author
+    properties.comments = ""
+    properties.revision = 1
+    if moment is not None:
+        properties.created = properties.modified = moment.replace(tzinfo=None)  # python-docx writes naive as UTC
+    drop_thumbnail(document)
+    buffer = io.BytesIO()
+    document.save(buffer)
+    return stamped(buffer.getvalue(), moment)
+
+
 def stamped(data: bytes, moment: dt.datetime | None) -> bytes:
     """The same package with every entry stamped with ``moment`` (python-docx stamps the build's clock)."""
     with zipfile.ZipFile(io.BytesIO(data)) as package:

@@ -107,6 +107,11 @@ def keep_changes_on_error(request: Request) -> None:
 
 # ---------------------------------------------------------------- rendering
 
+def vendor_display_name(request: Request) -> str:
+    """The vendor's name as pages show it: the setting, else the vendor organisation's name, else a neutral one."""
+    return settings_of(request).vendor_name or getattr(request.state, "vendor_name", "") or "DPA portal"
+
+
 def csrf_token(request: Request) -> str:
     return csrf_token_for(settings_of(request).secret_key, request.state.csrf_cookie)
 
@@ -120,7 +125,7 @@ def render(request: Request, name: str, context: dict[str, Any] | None = None, *
         "current": getattr(state, "membership", None),
         "memberships": getattr(state, "all_memberships", []),
         "flashes": _read_flashes(request),
-        "vendor_name": settings_of(request).vendor_name or getattr(state, "vendor_name", "") or "DPA portal",
+        "vendor_name": vendor_display_name(request),
         **(context or {}),
     }
     html = templates.get_template(name).render(page)

@@ -26,9 +26,9 @@ from starlette.routing import BaseRoute, Route
 from portal.ai_commitments import ledger, plain
 from portal.ai_commitments.models import CommitmentVersion
 from portal.db import utcnow
-from portal.errors import InvalidInput, NotFound
+from portal.errors import NotFound
 from portal.subprocessors import feeds, public_cache
-from portal.web import db, settings_of, templates
+from portal.web import db, settings_of, templates, vendor_display_name
 
 Build = Callable[[], Awaitable[tuple[bytes, str]]]
 HTML, JSON = "text/html", "application/json"
@@ -41,21 +41,6 @@ HOW_TO_VERIFY = (
 
 
 # ---------------------------------------------------------------- conditional answers
-
-def _vendor(request: Request) -> str:
-    return settings_of(request).vendor_name or getattr(request.state, "vendor_name", "") or "DPA portal"
-
-
-def _day(request: Request) -> tuple[dt.date, str]:
-    """The day the answer is for and the ``as_of`` it was asked with ('' for today); 400 when malformed."""
-    raw = (request.query_params.get("as_of") or "").strip()
-    today = utcnow().date()
-    day = public_cache.request_day(raw, today)
-    if day is None:
-        message = f"as_of must be a date written YYYY-MM-DD, such as {today.isoformat()}."
-        raise InvalidInput(message, fields={"as_of": message})
-    return day, raw
-
 
 async def _answer(request: Request, *, newest: CommitmentVersion | None, day: dt.date, build: Build) -> Response:
     """A 304 when the client holds this answer (ETag from the newest hash, the day and the path), else ``build``."""
@@ -111,8 +96,8 @@ def public_document(versions: list[CommitmentVersion], in_force: CommitmentVersi
 # ---------------------------------------------------------------- routes
 
 async def commitments_page(request: Request) -> Response:
-    day, as_of = _day(request)
-    session, vendor = db(request), _vendor(request)
+    day, as_of = public_cache.as_of_day(request.query_params, utcnow().date())
+    session, vendor = db(request), vendor_display_name(request)
     versions = await ledger.versions(session)
 
     async def build() -> tuple[bytes, str]:
@@ -128,7 +113,7 @@ async def commitments_page(request: Request) -> Response:
 
 
 async def version_page(request: Request) -> Response:
-    session, vendor, today = db(request), _vendor(request), utcnow().date()
+    session, vendor, today = db(request), vendor_display_name(request), utcnow().date()
     versions = await ledger.versions(session)
     raw = str(request.path_params["number"])
     number = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 9 else 0
@@ -148,8 +133,8 @@ async def version_page(request: Request) -> Response:
 
 
 async def commitments_json(request: Request) -> Response:
-    day, _as_of = _day(request)
-    session, vendor, base_url = db(request), _vendor(request), settings_of(request).base_url
+    day, _as_of = public_cache.as_of_day(request.query_params, utcnow().date())
+    session, vendor, base_url = db(request), vendor_display_name(request), settings_of(request).base_url
     versions = await ledger.versions(session)
 
     async def build() -> tuple[bytes, str]:

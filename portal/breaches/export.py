@@ -13,7 +13,6 @@ Invariants:
 from __future__ import annotations
 
 import datetime as dt
-import io
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -171,19 +170,8 @@ def incident_record_docx(record: Mapping[str, Any]) -> bytes:
                    [(notice_content.label_of(name), _text(change.get("before"), "(none)"),
                      _text(change.get("after"), "(none)")) for name, change in changes.items()])
 
-    moment = _parsed(record.get("exported_at"))
-    properties = document.core_properties
-    properties.title = f"{TITLE}: {_text(incident.get('reference'))}"
-    properties.subject = client
-    properties.author = properties.last_modified_by = ""
-    properties.comments = ""
-    properties.revision = 1
-    if moment is not None:
-        properties.created = properties.modified = moment.replace(tzinfo=None)  # python-docx writes naive as UTC
-    docx_records.drop_thumbnail(document)
-    buffer = io.BytesIO()
-    document.save(buffer)
-    return docx_records.stamped(buffer.getvalue(), moment)
+    return docx_records.finished(document, title=f"{TITLE}: {_text(incident.get('reference'))}", author="",
+                                 subject=client, moment=_parsed(record.get("exported_at")))
 
 
 def _parsed(value: object) -> dt.datetime | None:

@@ -23,8 +23,7 @@ from portal import audit
 from portal.accounts.models import Organisation
 from portal.accounts.roles import OrgKind, Permission
 from portal.actors import Actor
-from portal.agreements.models import Agreement, AgreementStatus
-from portal.agreements.service import active_agreement
+from portal.agreements.service import active_agreement, all_active
 from portal.breaches.models import AffectedClient, Closure, Incident, IncidentStatus, Nature
 from portal.db import utcnow
 from portal.errors import Conflict, InvalidInput, NotFound
@@ -159,11 +158,7 @@ async def incidents(session: AsyncSession, *, actor: Actor) -> list[Incident]:
 
 async def clients_with_agreements(session: AsyncSession) -> list[Organisation]:
     """Client organisations with an agreement in force: who 'all clients' means."""
-    rows = await session.execute(select(Organisation).where(
-        Organisation.kind == OrgKind.CLIENT,
-        Organisation.id.in_(select(Agreement.org_id).where(Agreement.status == AgreementStatus.EXECUTED)))
-        .order_by(Organisation.name))
-    return list(rows.scalars())
+    return sorted((agreement.org for agreement in await all_active(session)), key=lambda org: org.name)
 
 
 async def affected(session: AsyncSession, incident: Incident) -> list[AffectedClient]:

@@ -36,9 +36,8 @@ from portal.settings import Settings
 from portal.tenancy import get_scoped, scoped
 
 
-def client_link(settings: Settings, org: Organisation | uuid.UUID, incident: Incident) -> str:
-    org_id = org.id if isinstance(org, Organisation) else org
-    return f"{settings.base_url}/orgs/{org_id}/incidents/{incident.id}"
+def client_link(settings: Settings, org: Organisation, incident: Incident) -> str:
+    return f"{settings.base_url}/orgs/{org.id}/incidents/{incident.id}"
 
 
 async def notices_to(session: AsyncSession, org: Organisation, incident: Incident) -> list[BreachNotice]:

@@ -46,6 +46,13 @@ async def open_agreement(session: AsyncSession, org: Organisation) -> Agreement 
         .options(*WITH_DOCUMENT), Agreement, org))).scalar_one_or_none()
 
 
+async def latest_in_portal(session: AsyncSession, org: Organisation) -> Agreement | None:
+    """``org``'s newest agreement prepared in the portal (whatever became of it): where its details last stood."""
+    return (await session.execute(scoped(
+        select(Agreement).where(Agreement.template_version_id.is_not(None)).order_by(Agreement.created_at.desc())
+        .limit(1), Agreement, org))).scalar_one_or_none()
+
+
 async def signatories(session: AsyncSession, org: Organisation) -> list[User]:
     """The people of ``org`` who may sign agreements, by name."""
     rows = await session.execute(scoped(

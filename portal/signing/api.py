@@ -25,7 +25,6 @@ from portal.agreements import service as agreements_service
 from portal.agreements.events import events_of
 from portal.agreements.models import (
     Agreement,
-    AgreementDocument,
     AgreementSource,
     AgreementStatus,
     Authorisation,
@@ -41,7 +40,7 @@ from portal.dpa.models import TemplateVersion
 from portal.errors import NotFound
 from portal.settings import Settings
 from portal.signing import access
-from portal.signing.documents import CURRENT_TEXT, KINDS, agreement_file, download_name, text_name
+from portal.signing.documents import CURRENT_TEXT, KINDS, agreement_file, download_name, listings, text_name
 from portal.signing.execution import MEDIA_TYPES
 from portal.tenancy import scoped
 from portal.web import db, settings_of
@@ -129,19 +128,13 @@ async def _related(session: AsyncSession, org: Organisation, agreements: list[Ag
                                        .where(TemplateVersion.id.in_(template_ids)))).all()
     signatures = (await session.execute(scoped(select(Signature).where(Signature.agreement_id.in_(ids))
                                                .order_by(Signature.signed_at), Signature, org))).scalars()
-    documents = (await session.execute(scoped(select(
-        AgreementDocument.agreement_id, AgreementDocument.kind, AgreementDocument.filename,
-        AgreementDocument.media_type, AgreementDocument.sha256, AgreementDocument.size,
-    ).where(AgreementDocument.agreement_id.in_(ids)), AgreementDocument, org))).all()
     sizes = (await session.execute(scoped(select(Agreement.id, func.length(Agreement.document_docx))
                                           .where(Agreement.id.in_(ids), Agreement.document_docx.is_not(None)),
                                           Agreement, org))).all()
-    related = _Related({row.id: (row.number, row.sha256) for row in templates}, {}, {},
-                       {row[0]: int(row[1]) for row in sizes})
+    related = _Related({row.id: (row.number, row.sha256) for row in templates}, {},
+                       await listings(session, org, ids), {row[0]: int(row[1]) for row in sizes})
     for signature in signatures:
         related.signatures.setdefault(signature.agreement_id, []).append(signature)
-    for row in sorted(documents, key=lambda row: list(DocumentKind).index(row.kind)):
-        related.documents.setdefault(row.agreement_id, []).append(row)
     return related
 
 

@@ -29,6 +29,7 @@ from portal.accounts.roles import OrgKind, Permission
 from portal.actors import Actor
 from portal.agreements.events import Origin, append, events_of
 from portal.agreements.models import Agreement, AgreementSource, AgreementStatus, EventType
+from portal.agreements.service import active_agreement
 from portal.db import utcnow
 from portal.dpa import templates
 from portal.dpa.models import TemplateVersion
@@ -169,8 +170,7 @@ async def redline_for(session: AsyncSession, *, org: Organisation, agreement: Ag
     new = await session.get(TemplateVersion, agreement.template_version_id)
     if new is None:
         raise NotFound()
-    in_force = (await session.execute(scoped(
-        select(Agreement).where(Agreement.status == AgreementStatus.EXECUTED), Agreement, org))).scalar_one_or_none()
+    in_force = await active_agreement(session, org)
     old = await session.get(TemplateVersion, in_force.template_version_id) if (
         in_force is not None and in_force.template_version_id is not None) else None
     if old is None and new.number is not None and new.number > 1:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from portal import audit
@@ -36,13 +35,14 @@ from portal.agreements.models import (
     Signature,
     SignatureLevel,
 )
+from portal.agreements.service import active_agreement
 from portal.db import utcnow
 from portal.dpa.models import TemplateVersion
 from portal.dpa.templates import latest_published
 from portal.errors import Conflict, InvalidInput
 from portal.settings import Settings
 from portal.signing.access import agreement_of, move, require_client, template_of
-from portal.tenancy import scoped
+from portal.signing.execution import execute
 
 CONSENT_TEXT = ("I agree that {client} and {vendor} conclude this agreement in electronic form, and that notices "
                 "under it are given and received electronically: in the portal and by email to the designated "
@@ -208,11 +208,8 @@ async def countersign(session: AsyncSession, *, actor: Actor, org: Organisation,
 async def _countersign(session: AsyncSession, *, agreement: Agreement, org: Organisation, template: TemplateVersion,
                        name: str, title: str, actor: Actor, origin: Origin, settings: Settings,
                        vendor_name: str) -> None:
-    from portal.signing.execution import execute
-
     now = utcnow()
-    previous = (await session.execute(scoped(
-        select(Agreement).where(Agreement.status == AgreementStatus.EXECUTED), Agreement, org))).scalar_one_or_none()
+    previous = await active_agreement(session, org)
     if previous is not None:  # the one in force gives way first: one executed agreement per client
         await move(session, previous, AgreementStatus.EXECUTED, AgreementStatus.SUPERSEDED, ended_at=now,
                     end_reason=f"superseded by {agreement.reference}")

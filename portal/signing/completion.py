@@ -11,7 +11,6 @@ Invariants:
 from __future__ import annotations
 
 import hashlib
-import io
 from collections.abc import Mapping
 
 import docx
@@ -109,18 +108,9 @@ def certificate_of_completion(sealed: SealedEvidence) -> bytes:
         "`portal verify` on the bundle. Compare the seal certificate's fingerprint with the one the vendor "
         f"publishes on its portal's /verify page. This file is {CERTIFICATE_OF_COMPLETION_NAME} in the bundle.")
 
-    moment = executed_at(record)
-    properties = document.core_properties
-    properties.title = f"{TITLE}: {_say(agreement.get('reference'))}"
-    properties.author = properties.last_modified_by = _say(agreement["vendor"].get("name"))
-    properties.comments = ""
-    properties.revision = 1
-    if moment is not None:
-        properties.created = properties.modified = moment.replace(tzinfo=None)  # python-docx writes naive as UTC
-    docx_records.drop_thumbnail(document)
-    buffer = io.BytesIO()
-    document.save(buffer)
-    return docx_records.stamped(buffer.getvalue(), executed_at(record))
+    return docx_records.finished(document, title=f"{TITLE}: {_say(agreement.get('reference'))}",
+                                 author=_say(agreement["vendor"].get("name")), subject="",
+                                 moment=executed_at(record))
 
 
 def _say(value: object) -> str:

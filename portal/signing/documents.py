@@ -8,7 +8,9 @@ that organisation, so a file of another tenant is never served.
 from __future__ import annotations
 
 import re
+import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -43,6 +45,21 @@ def download_name(filename: str) -> str:
 
 def text_name(agreement: Agreement) -> str:
     return download_name(f"{agreement.reference}-for-signature.docx")
+
+
+async def listings(session: AsyncSession, org: Organisation,
+                   agreement_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[Any]]:
+    """The stored documents of each agreement (kind, filename, media type, SHA-256, size; not the bytes), in the
+    order of ``DocumentKind``."""
+    rows = (await session.execute(scoped(select(
+        AgreementDocument.agreement_id, AgreementDocument.kind, AgreementDocument.filename,
+        AgreementDocument.media_type, AgreementDocument.sha256, AgreementDocument.size,
+    ).where(AgreementDocument.agreement_id.in_(agreement_ids)), AgreementDocument, org))).all()
+    order = list(DocumentKind)
+    found: dict[uuid.UUID, list[Any]] = {}
+    for row in sorted(rows, key=lambda row: order.index(row.kind)):
+        found.setdefault(row.agreement_id, []).append(row)
+    return found
 
 
 async def agreement_file(session: AsyncSession, org: Organisation, agreement: Agreement, kind: str) -> AgreementFile:

@@ -14,7 +14,6 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from portal import audit
@@ -31,6 +30,7 @@ from portal.agreements.models import (
     Authorisation,
     EventType,
 )
+from portal.agreements.service import active_agreement
 from portal.db import utcnow
 from portal.dpa.models import TemplateVersion
 from portal.dpa.templates import latest_published
@@ -39,7 +39,6 @@ from portal.notifications import catalog
 from portal.notifications.service import notify
 from portal.settings import Settings
 from portal.signing.access import agreement_of, link, move, open_agreement, require_client, signatories, template_of
-from portal.tenancy import scoped
 
 # ---------------------------------------------------------------- preparing
 
@@ -76,8 +75,7 @@ async def save_draft(session: AsyncSession, *, actor: Actor, org: Organisation, 
     if agreement is not None and agreement.status is not AgreementStatus.DRAFT:
         raise Conflict("This agreement has already been sent for signature; its details can no longer change.")
     # Terms carry over from the agreement being prepared, else from the one in force (also one signed on paper).
-    basis = agreement or (await session.execute(scoped(
-        select(Agreement).where(Agreement.status == AgreementStatus.EXECUTED), Agreement, org))).scalar_one_or_none()
+    basis = agreement or await active_agreement(session, org)
     current = agreement_details.Terms(basis.notice_days if basis else None,
                                       basis.breach_target_hours if basis else None,
                                       basis.subprocessor_authorisation if basis else Authorisation.GENERAL)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -21,15 +20,14 @@ from portal.accounts.roles import Permission, Role
 from portal.agreements import details as agreement_details
 from portal.agreements.document import document_blocks
 from portal.agreements.events import ASSURANCE, Origin, events_of
-from portal.agreements.models import Agreement, AgreementDocument, AgreementStatus, DocumentKind
+from portal.agreements.models import Agreement, AgreementStatus
 from portal.agreements.routes import client_org
 from portal.dpa.profile import profile_values
 from portal.errors import Conflict, InvalidInput, PortalError
 from portal.signing import access, ceremony, preparation
-from portal.signing.documents import agreement_file
+from portal.signing.documents import agreement_file, listings
 from portal.signing.execution import signatures_of
 from portal.signing.seal import certificate_fingerprint, seal_key
-from portal.tenancy import scoped
 from portal.web import actor_of, client_ip, db, form_text, read_form, redirect, render, settings_of
 
 AGREEMENTS = "/orgs/{org_id}/agreements"
@@ -65,7 +63,7 @@ def _url(org: Organisation, agreement: Agreement | None = None) -> str:
 async def _starting_values(request: Request, org: Organisation) -> tuple[dict[str, str], dict[str, str], str]:
     """Details, terms and signatory for the form: the open draft's, else the latest agreement's, else defaults."""
     session = db(request)
-    latest = await access.open_agreement(session, org) or await _latest_with_details(request, org)
+    latest = await access.open_agreement(session, org) or await access.latest_in_portal(session, org)
     if latest is not None:
         values = agreement_details.form_values(latest.details)
         terms = {"notice_days": "" if latest.notice_days is None else str(latest.notice_days),
@@ -78,13 +76,6 @@ async def _starting_values(request: Request, org: Organisation) -> tuple[dict[st
                                                                                  "contacts.incidents")):
         values[name] = "; ".join(f"{m.user.name}, {m.user.email}" for m in contacts if role in m.roles)
     return values, {"notice_days": "", "breach_target_hours": "", "subprocessor_authorisation": "general"}, ""
-
-
-async def _latest_with_details(request: Request, org: Organisation) -> Agreement | None:
-    rows = await db(request).execute(scoped(
-        select(Agreement).where(Agreement.template_version_id.is_not(None)).order_by(Agreement.created_at.desc())
-        .limit(1), Agreement, org))
-    return rows.scalar_one_or_none()
 
 
 async def details_page(request: Request, *, values: dict[str, str] | None = None,
@@ -138,10 +129,7 @@ async def agreement_page(request: Request, *, error: PortalError | None = None, 
         await preparation.record_view(session, actor=actor, org=org, agreement=agreement, origin=origin_of(request))
     template = await access.template_of(session, agreement) if agreement.in_portal else None
     signatures = await signatures_of(session, org, agreement)
-    documents = sorted((await session.execute(scoped(
-        select(AgreementDocument.kind, AgreementDocument.sha256, AgreementDocument.size)
-        .where(AgreementDocument.agreement_id == agreement.id), AgreementDocument, org))).all(),
-        key=lambda row: list(DocumentKind).index(row.kind))
+    documents = (await listings(session, org, [agreement.id])).get(agreement.id, [])
     own = actor.org is not None and actor.org.id == org.id
     vendor_name = await vendor_legal_name(request)
     signatory = await session.get(User, agreement.signatory_user_id) if agreement.signatory_user_id else None
@@ -157,8 +145,8 @@ async def agreement_page(request: Request, *, error: PortalError | None = None, 
         "consent_text": ceremony.consent_text(org.name, vendor_name),
         "authority_text": ceremony.AUTHORITY_TEXT.format(client=org.name),
         "vendor_authority_text": ceremony.VENDOR_AUTHORITY_TEXT.format(vendor=vendor_name),
-        "seal_fingerprint": certificate_fingerprint(seal_key(settings_of(request))),
-        "settings": settings_of(request), "kinds": DocumentKind,
+        "seal_fingerprint": certificate_fingerprint(seal_key(settings_of(request))) if documents else "",
+        "settings": settings_of(request),
         "error": error.message if error else None, "field_errors": error.fields if error else {},
         "failed": failed, "typed": typed or {},
     }, status=status)

@@ -20,6 +20,7 @@ import hashlib
 import re
 import time
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from email.utils import format_datetime, parsedate_to_datetime
 from functools import cached_property
@@ -32,6 +33,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from portal.db import utcnow
+from portal.errors import InvalidInput
 from portal.subprocessors.models import ListVersion
 
 RECHECK = 1.0  # seconds a process trusts the newest version number it read
@@ -90,6 +92,17 @@ def request_day(as_of: str, today: dt.date) -> dt.date | None:
         return dt.date.fromisoformat(as_of)
     except ValueError:
         return None
+
+
+def as_of_day(query: Mapping[str, str], today: dt.date) -> tuple[dt.date, str]:
+    """The day a public answer is for and the ``as_of`` it was asked with ('' for today); a clear 400 when the
+    date is malformed."""
+    raw = (query.get("as_of") or "").strip()
+    day = request_day(raw, today)
+    if day is None:
+        message = f"as_of must be a date written YYYY-MM-DD, such as {today.isoformat()}."
+        raise InvalidInput(message, fields={"as_of": message})
+    return day, raw
 
 
 def answer_key(*, latest: int, day: dt.date, path: str, query: str) -> str:

@@ -21,31 +21,16 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from portal.db import utcnow
-from portal.errors import InvalidInput, NotFound
+from portal.errors import NotFound
 from portal.subprocessors import feeds, public_cache, registry
 from portal.subprocessors.entries import Entry, diff_entries, field_label
 from portal.subprocessors.models import ListVersion
-from portal.web import db, render, settings_of, templates
+from portal.web import db, render, settings_of, templates, vendor_display_name
 
 Build = Callable[[AsyncSession], Awaitable[tuple[bytes, str, tuple[tuple[str, str], ...]]]]
 
 
 # ---------------------------------------------------------------- conditional, cached answers
-
-def _vendor(request: Request) -> str:
-    return settings_of(request).vendor_name or getattr(request.state, "vendor_name", "") or "DPA portal"
-
-
-def _day(request: Request) -> tuple[dt.date, str]:
-    """The day the answer is for and the ``as_of`` it was asked with ('' for today); 400 when malformed."""
-    raw = (request.query_params.get("as_of") or "").strip()
-    today = utcnow().date()
-    day = public_cache.request_day(raw, today)
-    if day is None:
-        message = f"as_of must be a date written YYYY-MM-DD, such as {today.isoformat()}."
-        raise InvalidInput(message, fields={"as_of": message})
-    return day, raw
-
 
 async def _answer(request: Request, *, latest: int, day: dt.date, build: Build) -> Response:
     """The cached answer for this request, a 304, or a freshly built one (then cached for the fast path)."""
@@ -130,8 +115,8 @@ def differences(old: list[Entry], new: list[Entry]) -> list[EntryChange]:
 # ---------------------------------------------------------------- routes
 
 async def list_page(request: Request) -> Response:
-    day, as_of = _day(request)
-    vendor = _vendor(request)
+    day, as_of = public_cache.as_of_day(request.query_params, utcnow().date())
+    vendor = vendor_display_name(request)
     latest = await registry.latest_number(db(request))
 
     async def build(session: AsyncSession) -> tuple[bytes, str, tuple[tuple[str, str], ...]]:
@@ -151,7 +136,7 @@ async def version_page(request: Request) -> Response:
     latest = await registry.latest_number(session)
     number = _version_number(request.path_params["number"], latest)
     today = utcnow().date()
-    vendor = _vendor(request)
+    vendor = vendor_display_name(request)
 
     async def build(session: AsyncSession) -> tuple[bytes, str, tuple[tuple[str, str], ...]]:
         version = await registry.version_by_number(session, number)
@@ -200,7 +185,7 @@ async def diff_page(request: Request) -> Response:
     if problem or old_number is None or new_number is None:
         return render(request, "subprocessors/public/diff.html", {
             "error": problem, "latest": latest, "raw_from": raw_from[:10], "raw_to": raw_to[:10]}, status=status)
-    vendor = _vendor(request)
+    vendor = vendor_display_name(request)
 
     async def build(session: AsyncSession) -> tuple[bytes, str, tuple[tuple[str, str], ...]]:
         old = await registry.version_by_number(session, old_number)
@@ -217,8 +202,8 @@ async def diff_page(request: Request) -> Response:
 
 
 async def list_json(request: Request) -> Response:
-    day, _as_of = _day(request)
-    vendor, base_url = _vendor(request), settings_of(request).base_url
+    day, _as_of = public_cache.as_of_day(request.query_params, utcnow().date())
+    vendor, base_url = vendor_display_name(request), settings_of(request).base_url
     latest = await registry.latest_number(db(request))
 
     async def build(session: AsyncSession) -> tuple[bytes, str, tuple[tuple[str, str], ...]]:
@@ -231,7 +216,7 @@ async def list_json(request: Request) -> Response:
 
 async def list_atom(request: Request) -> Response:
     today = utcnow().date()
-    vendor, base_url = _vendor(request), settings_of(request).base_url
+    vendor, base_url = vendor_display_name(request), settings_of(request).base_url
     latest = await registry.latest_number(db(request))
 
     async def build(session: AsyncSession) -> tuple[bytes, str, tuple[tuple[str, str], ...]]:
@@ -244,7 +229,7 @@ async def list_atom(request: Request) -> Response:
 
 
 async def list_csv(request: Request) -> Response:
-    day, _as_of = _day(request)
+    day, _as_of = public_cache.as_of_day(request.query_params, utcnow().date())
     latest = await registry.latest_number(db(request))
 
     async def build(session: AsyncSession) -> tuple[bytes, str, tuple[tuple[str, str], ...]]:
