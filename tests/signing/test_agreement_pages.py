@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import re
 
+import pytest
 from sqlalchemy import select
 
 from portal.agreements.models import Agreement, AgreementEvent, AgreementStatus, EventType
@@ -108,3 +109,34 @@ async def test_both_parties_keep_their_copies_after_termination(world, login_as,
         assert page.status_code == 200 and "Terminated" in page.text and "Executed documents" in page.text
         for kind in ("executed_pdf", "bundle", "certificate", "evidence"):
             assert (await client.get(f"{base}/documents/{kind}")).status_code == 200, kind
+
+
+@pytest.mark.parametrize(("method", "with_totp", "recorded"), [
+    ("password", False, "password"), ("password", True, "password+totp"), ("sso", False, "sso")])
+async def test_the_signature_records_how_the_signatory_logged_in(method, with_totp, recorded, world, app, db,
+                                                                 settings):
+    import httpx
+
+    from portal.accounts.models import User
+    from portal.accounts.sessions import SESSION_COOKIE, start_session
+    from portal.agreements.models import Signature
+    from portal.db import utcnow
+    from tests.signing.support import sent_agreement
+
+    await published_template(world)
+    who = await parties(world)
+    agreement = await sent_agreement(world, who, settings)
+    user = await db.get_one(User, who.signatory.user_id)
+    if with_totp:
+        user.totp_enabled_at = utcnow()
+    token, _ = await start_session(db, user=user, org=who.org, method=method, ip="198.51.100.9",
+                                   user_agent="pytest-signer", settings=settings, second_factor_done=True)
+    await world.commit()
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver",
+                                 cookies={SESSION_COOKIE: token}) as signer:
+        signed = await post_form(signer, f"/orgs/{who.org.id}/agreements/{agreement.id}/sign", {
+            "full_name": "Sigrid Signatory", "title": "Managing Director",
+            "document_sha256": agreement.document_sha256, "authority": "yes", "consent": "yes"})
+    assert signed.status_code == 303
+    signature = (await db.execute(select(Signature))).scalar_one()
+    assert signature.auth_method == recorded  # requirement 21: the evidence names how the signer authenticated
