@@ -253,7 +253,8 @@ async def _ai_commitments(session: AsyncSession, actor: Actor) -> None:
                       "high_risk": False}]}
     draft = await ai_ledger.save_draft(session, actor=actor, raw=raw)
     await ai_ledger.publish(session, actor=actor, draft_id=str(draft.id), effective_date="2025-10-20",
-                            reason="Our first published AI data-use commitments.")
+                            reason="Our first published AI data-use commitments.",
+                            now=dt.datetime(2025, 10, 20, 9, tzinfo=dt.UTC))
 
 
 async def _dpa_template(session: AsyncSession, actor: Actor) -> None:

@@ -217,6 +217,7 @@ OBJECT_ROUTES: dict[str, Callable[[Victim], str]] = {
     "/ai-commitments/manage/drafts/{version_id}/publish":
         lambda v: f"/ai-commitments/manage/drafts/{v.extra['ai_draft_id']}/publish",
     "/orgs/{org_id}/ai-commitments/instructions": lambda v: f"/orgs/{v.org.id}/ai-commitments/instructions",
+    "/orgs/{org_id}/ai-commitments/acceptances": lambda v: f"/orgs/{v.org.id}/ai-commitments/acceptances",
     **{f"/orgs/{{org_id}}/incidents/{{incident_id}}{action}": _client_incident_url(action)
        for action in ("", "/export.json", "/export.docx")},
     "/orgs/{org_id}/incidents/{incident_id}/notices/{notice_id}/acknowledge":

@@ -5,8 +5,9 @@ DOCX back as blocks for the browser.
 Invariants:
 - every catalog name has a value in the context, so a template can never render with a gap; a value not known yet
   says so in words (signatures before signing, AI commitments before the ledger has a version);
-- Annex V is the AI commitments version in force on the same day, one row per data class, recorded in
-  ``bindings`` with its hash like the sub-processor list;
+- Annex V is the AI commitments version applying to the client on the same day (a version that widens the
+  client's only once it accepted it), one row per data class, recorded in ``bindings`` with its hash like the
+  sub-processor list;
 - Annex IV is the sub-processor list in force on the day the document is rendered, chain included, and the context
   records which version and hash it was (``bindings``) so the evidence can name them;
 - what the browser shows is read from the very DOCX bytes whose hash is signed, not from the context.
@@ -23,8 +24,9 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from portal.accounts.models import Organisation
 from portal.agreements.models import Agreement, Authorisation, Signature
-from portal.ai_commitments import ledger
+from portal.ai_commitments import standing
 from portal.ai_commitments.document import DATA_CLASSES, TRAINING_USES
 from portal.dpa import fields
 from portal.dpa.fields import FIELDS
@@ -122,7 +124,8 @@ async def render_agreement(session: AsyncSession, *, agreement: Agreement, templ
         raise InvalidInput("The vendor has not completed its own details for agreements yet (" +
                            ", ".join(f.name for f in gaps) + "); its legal team fills them in under DPA templates.")
     version = await registry.in_force_on(session, day)
-    commitments = await ledger.in_force_on(session, day)
+    party = await session.get_one(Organisation, agreement.org_id)
+    commitments = await standing.applying_to(session, party, day)  # the client's own: widening needs its acceptance
     vendor_name = profile["vendor.name"]
     flat: dict[str, Any] = {**profile, **{k: v for k, v in agreement.details.items() if isinstance(v, str)}}
     flat |= {

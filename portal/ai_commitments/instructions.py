@@ -4,7 +4,8 @@ Invariants (legal requirements 12, 55):
 - training on a client's data is off for every data class until that client's admin records an instruction that
   switches it on; no version of the vendor's commitments changes a client's setting, whatever its training use says
   (``customer_opt_out`` included): the effective setting is the client's latest instruction, else off;
-- an instruction can only switch training on where the commitments in force allow it at all (not ``none``);
+- an instruction can only switch training on where the commitments applying to the client allow it at all (not
+  ``none``), and training stops where a later version no longer allows it, whatever the instruction said;
 - instructions are append-only records with who, when, what and why; the ORM refuses to change or delete them.
 """
 
@@ -20,9 +21,9 @@ from portal import audit
 from portal.accounts.models import Organisation
 from portal.accounts.roles import Permission
 from portal.actors import Actor
-from portal.ai_commitments import ledger
+from portal.ai_commitments import standing
 from portal.ai_commitments.document import DATA_CLASSES
-from portal.ai_commitments.models import TrainingInstruction
+from portal.ai_commitments.models import CommitmentVersion, TrainingInstruction
 from portal.db import utcnow
 from portal.errors import InvalidInput, NotFound
 from portal.tenancy import scoped
@@ -32,8 +33,18 @@ from portal.tenancy import scoped
 class Setting:
     data_class: str
     label: str
-    enabled: bool
+    instructed: bool  # the client's latest instruction switched training on
+    allowed: bool  # the commitments applying to the client allow training on the class at all
     instruction: TrainingInstruction | None  # the one in effect; None: never instructed, so off
+
+    @property
+    def enabled(self) -> bool:
+        """Training happens only where the client switched it on and the commitments still allow it."""
+        return self.instructed and self.allowed
+
+
+def _allows(version: CommitmentVersion | None, data_class: str) -> bool:
+    return version is not None and version.document["data_classes"][data_class]["training_use"] != "none"
 
 
 async def history(session: AsyncSession, org: Organisation) -> list[TrainingInstruction]:
@@ -44,12 +55,14 @@ async def history(session: AsyncSession, org: Organisation) -> list[TrainingInst
 
 
 async def settings_of(session: AsyncSession, org: Organisation) -> list[Setting]:
-    """Per data class, whether training on ``org``'s data is on: only its latest instruction decides."""
+    """Per data class, whether training on ``org``'s data is on: its latest instruction, within what the commitments
+    applying to it allow (a version that stops training on a class stops it, whatever the instruction)."""
     latest: dict[str, TrainingInstruction] = {}
     for row in await history(session, org):
         latest.setdefault(row.data_class, row)
-    return [Setting(key, label, bool(latest[key].enabled) if key in latest else False, latest.get(key))
-            for key, label in DATA_CLASSES.items()]
+    applying = await standing.applying_to(session, org, utcnow().date())
+    return [Setting(key, label, bool(latest[key].enabled) if key in latest else False, _allows(applying, key),
+                    latest.get(key)) for key, label in DATA_CLASSES.items()]
 
 
 async def record(session: AsyncSession, *, actor: Actor, org: Organisation, data_class: str, enabled: bool,
@@ -66,10 +79,9 @@ async def record(session: AsyncSession, *, actor: Actor, org: Organisation, data
         errors["note"] = "Say why: the instruction is kept as the documented instruction of Art. 28(3)(a) GDPR."
     elif len(note) > 2000:
         errors["note"] = "At most 2000 characters."
-    in_force = await ledger.in_force_on(session, utcnow().date())
+    in_force = await standing.applying_to(session, org, utcnow().date())
     if enabled and not errors:
-        allowed = in_force is not None and in_force.document["data_classes"][data_class]["training_use"] != "none"
-        if not allowed:
+        if not _allows(in_force, data_class):
             errors["data_class"] = (f"The commitments in force do not use {DATA_CLASSES[data_class].lower()} for "
                                     "training at all, so there is nothing to switch on.")
     if errors:

@@ -5,11 +5,12 @@ Invariants:
 - only a checked document (``document.clean``) is stored, and every model provider it names is a registered
   sub-processor, by name or legal entity, in the newest published list (legal requirement 56): a new provider goes
   through the sub-processor change workflow first;
-- publishing gives the next number, the effective date (not before the previous version's), the reason, the field
+- publishing gives the next number, the effective date (not before the previous version's, and not before the day of
+  publishing: no promise is ever recorded as in effect before anyone could read it), the reason, the field
   changes against the previous version, whether they widen it, and ``sha256`` over the canonical JSON of number,
   effective date, reason, document and the previous version's hash, so the versions form a chain anyone can recompute;
 - versions take effect in number order; which one applies to a client (acceptance of expanding versions) is decided
-  per client elsewhere.
+  per client in ``standing``.
 """
 
 from __future__ import annotations
@@ -117,9 +118,10 @@ def field_changes(old: Any, new: Any, path: str = "") -> dict[str, dict[str, Any
 
 
 async def publish(session: AsyncSession, *, actor: Actor, draft_id: str, effective_date: str,
-                  reason: str) -> CommitmentVersion:
-    """Publish a draft as the next version of the ledger."""
+                  reason: str, now: dt.datetime | None = None) -> CommitmentVersion:
+    """Publish a draft as the next version of the ledger (``now``: when, for loading history; else now)."""
     actor.require_vendor(Permission.MANAGE_TEMPLATES)
+    now = now or utcnow()
     draft = await version_of(session, actor=actor, version_id=draft_id)
     if draft.status is VersionStatus.PUBLISHED:
         raise InvalidInput(f"This draft is already published as version {draft.number}.")
@@ -130,9 +132,12 @@ async def publish(session: AsyncSession, *, actor: Actor, draft_id: str, effecti
         if previous is not None and previous.effective_date is not None and day < previous.effective_date:
             errors["effective_date"] = (f"Versions take effect in order: not before {previous.effective_date} "
                                         f"(version {previous.number}).")
+        elif day < now.date():
+            errors["effective_date"] = (f"A version cannot take effect before it is published: choose "
+                                        f"{now.date().isoformat()} or later.")
     except ValueError:
         errors["effective_date"] = "Enter the effective date as YYYY-MM-DD."
-        day = utcnow().date()
+        day = now.date()
     reason = reason.strip()
     if not reason:
         errors["reason"] = "Say why the commitments change: clients read it."
@@ -148,7 +153,7 @@ async def publish(session: AsyncSession, *, actor: Actor, draft_id: str, effecti
     draft.expanding, draft.expanding_reasons = kind.expanding, list(kind.reasons)
     draft.previous_sha256 = prior_hash
     draft.sha256 = chain_hash(number, day, reason, draft.document, prior_hash)
-    draft.published_by, draft.published_at = actor.label, utcnow()
+    draft.published_by, draft.published_at = actor.label, now
     await session.flush()
     await audit.record(session, actor=actor, tag="ai_commitments:published", subject=draft, data={
         "number": number, "effective_date": day.isoformat(), "sha256": draft.sha256, "expanding": kind.expanding,

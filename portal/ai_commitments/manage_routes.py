@@ -1,4 +1,5 @@
-"""The vendor's pages for the commitments ledger: the versions and drafts, a new draft (started from the version
+"""The vendor's pages for the commitments ledger: the versions and drafts, where each client stands on the newest
+version (applying, waiting for its acceptance, accepted; when it was notified), a new draft (started from the version
 in force), one draft with what it would change and whether that widens the commitments, and publishing it.
 
 Vendor staff read (``VIEW_CLIENTS``); owners and legal draft and publish (``MANAGE_TEMPLATES``); clients get 404.
@@ -14,11 +15,11 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from portal.accounts.roles import Permission
-from portal.ai_commitments import document, form, ledger, plain
+from portal.ai_commitments import document, form, ledger, plain, rollout, standing
 from portal.ai_commitments.document import DATA_CLASSES, TRAINING_USES
 from portal.errors import InvalidInput, PortalError
 from portal.subprocessors.registry_routes import vendor_staff
-from portal.web import db, form_text, read_form, redirect, render
+from portal.web import db, form_text, read_form, redirect, render, settings_of
 
 MANAGE = "/ai-commitments/manage"
 DRAFT = MANAGE + "/drafts/{version_id}"
@@ -36,6 +37,7 @@ async def index(request: Request, *, values: dict[str, str] | None = None, error
     latest = published[-1] if published else None
     return render(request, "ai_commitments/manage.html", {
         "published": list(reversed(published)), "drafts": await ledger.drafts(session, actor=actor),
+        "board": await rollout.board(session, actor=actor), "states": standing.State,
         "values": values if values is not None else (form.values(latest.document) if latest else {}),
         "classes": DATA_CLASSES, "uses": TRAINING_USES, "text_fields": document.TEXT_FIELDS,
         "slots": range(form.FEATURE_SLOTS), "governance": document.GOVERNANCE_FIELDS,
@@ -73,14 +75,15 @@ async def publish(request: Request) -> Response:
     actor = vendor_staff(request, Permission.MANAGE_TEMPLATES)
     typed = {"effective_date": form_text(submitted, "effective_date"), "reason": form_text(submitted, "reason")}
     try:
-        version = await ledger.publish(db(request), actor=actor, draft_id=request.path_params["version_id"],
-                                       effective_date=typed["effective_date"], reason=typed["reason"])
+        version = await rollout.publish(db(request), actor=actor, draft_id=request.path_params["version_id"],
+                                        effective_date=typed["effective_date"], reason=typed["reason"],
+                                        settings=settings_of(request))
     except InvalidInput as exc:
         return await draft_page(request, typed=typed, error=exc, status=400)
     return redirect(request, f"/ai-commitments/versions/{version.number}",
-                    flash=f"Published as version {version.number}" + (
-                        ": it widens the commitments, so it applies to each client only once that client accepts."
-                        if version.expanding else "."))
+                    flash=f"Published as version {version.number}; every client and public subscriber is notified" + (
+                        ". It widens the commitments, so it applies to each client only once that client accepts."
+                        if version.expanding else f" and it applies on {version.effective_date}."))
 
 
 routes: list[BaseRoute] = [

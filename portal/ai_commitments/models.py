@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import uuid
 from typing import Any
 
-from sqlalchemy import Boolean, Date, Integer, String, Text, UniqueConstraint, event, inspect
+from sqlalchemy import Boolean, Date, ForeignKey, Integer, String, Text, UniqueConstraint, event, inspect
 from sqlalchemy.orm import Mapped, mapped_column
 
 from portal.db import Base, StrEnumColumn, created_at, optional_timestamp, timestamp, uuid_pk
@@ -59,14 +60,33 @@ class TrainingInstruction(TenantScoped, Base):
     commitments_version: Mapped[int | None] = mapped_column(Integer(), nullable=True)  # in force when given
 
 
+class Acceptance(TenantScoped, Base):
+    """A client admin's recorded acceptance of a version that widens the commitments applying to the client: only
+    then does that version apply to the client (legal requirement 57)."""
+
+    __tablename__ = "ai_commitment_acceptances"
+    __table_args__ = (UniqueConstraint("org_id", "version_id"),)
+
+    id: Mapped[uuid_pk]
+    version_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("ai_commitment_versions.id", ondelete="RESTRICT"))
+    number: Mapped[int] = mapped_column(Integer())
+    sha256: Mapped[str] = mapped_column(String(64))  # of the version accepted, as the client saw it
+    widening: Mapped[list[str]] = mapped_column(default=list)  # what it widened for the client, as shown
+    statement: Mapped[str] = mapped_column(Text())  # the confirmation the admin gave, verbatim
+    accepted_by: Mapped[str] = mapped_column(String(400))
+    accepted_at: Mapped[timestamp]
+
+
 class ImmutableVersion(RuntimeError):
     pass
 
 
 @event.listens_for(TrainingInstruction, "before_update")
 @event.listens_for(TrainingInstruction, "before_delete")
-def _instructions_are_records(_mapper: object, _connection: object, target: TrainingInstruction) -> None:
-    raise ImmutableVersion(f"instruction {target.id} is a record and cannot change")
+@event.listens_for(Acceptance, "before_update")
+@event.listens_for(Acceptance, "before_delete")
+def _client_records_stay(_mapper: object, _connection: object, target: TrainingInstruction | Acceptance) -> None:
+    raise ImmutableVersion(f"{type(target).__name__.lower()} {target.id} is a record and cannot change")
 
 
 @event.listens_for(CommitmentVersion, "before_update")

@@ -114,8 +114,12 @@ SPECS: dict[NoticeType, NoticeSpec] = {spec.type: spec for spec in [
                        "art34_draft": {**_TEXT, "description": "Optional draft for informing data subjects."}}),
     NoticeSpec(NoticeType.BREACH_UPDATE, "breach.updated", Topic.BREACHES, _SECURITY,
                fields={"incident": _TEXT, "update": _TEXT, "closed": {"type": "boolean"}}),
-    NoticeSpec(NoticeType.AI_COMMITMENT_CHANGE, "ai_commitments.changed", Topic.AI_COMMITMENTS, _PRIVACY,
-               public=True, fields={"version": {"type": "integer"}, "expanding": {"type": "boolean"},
+    # Admins too: only they accept a version that widens the commitments applying to their organisation.
+    NoticeSpec(NoticeType.AI_COMMITMENT_CHANGE, "ai_commitments.changed", Topic.AI_COMMITMENTS, _PRIVACY_AND_ADMIN,
+               public=True, fields={"version": {"type": "integer"}, "effective_date": _DATE,
+                                    "expanding": {"type": "boolean", "description": "It widens what applies to the "
+                                                  "recipient: it applies to a client only once the client's admin "
+                                                  "accepts it. False: it applies on `effective_date`."},
                                     "summary": _TEXT}),
     NoticeSpec(NoticeType.OBJECTION_RESOLVED, "objection.resolved", Topic.SUBPROCESSORS, _PRIVACY_AND_ADMIN,
                fields={"subprocessor": _TEXT, "resolution": _TEXT, "note": _TEXT}),
@@ -234,8 +238,10 @@ def breach_update(*, incident: str, update: str, closed: bool, link: str) -> Not
     return NoticeContent(NoticeType.BREACH_UPDATE, title, link, dict(fields), fields)
 
 
-def ai_commitment_change(*, version: int, expanding: bool, summary: str, link: str) -> NoticeContent:
-    fields = {"version": version, "expanding": expanding, "summary": summary}
+def ai_commitment_change(*, version: int, effective_date: dt.date, expanding: bool, summary: str,
+                         link: str) -> NoticeContent:
+    fields = {"version": version, "effective_date": effective_date.isoformat(), "expanding": expanding,
+              "summary": summary}
     title = f"AI data-use commitments version {version}" + (": your acceptance is needed" if expanding else "")
     return NoticeContent(NoticeType.AI_COMMITMENT_CHANGE, title, link, dict(fields), fields)
 

@@ -45,7 +45,8 @@ class Ledger:
 async def publish(world: Any, raw: dict[str, Any], *, effective: dt.date, reason: str) -> CommitmentVersion:
     draft = await ledger.save_draft(world.session, actor=SYSTEM, raw=raw)
     version = await ledger.publish(world.session, actor=SYSTEM, draft_id=str(draft.id),
-                                   effective_date=effective.isoformat(), reason=reason)
+                                   effective_date=effective.isoformat(), reason=reason,
+                                   now=dt.datetime.combine(effective, dt.time(9), tzinfo=dt.UTC))
     await world.commit()
     return version
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 
 import httpx
@@ -19,7 +20,8 @@ READER = "reader@example.org"
 
 
 def ai_change(version: int = 3) -> catalog.NoticeContent:
-    return catalog.ai_commitment_change(version=version, expanding=False, summary="Shorter retention of prompts",
+    return catalog.ai_commitment_change(version=version, effective_date=dt.date(2026, 12, 1), expanding=False,
+                                        summary="Shorter retention of prompts",
                                         link="http://testserver/ai-commitments")
 
 
