@@ -50,7 +50,7 @@ async def accept(session: AsyncSession, *, actor: Actor, org: Organisation, numb
     if version.number in listed:
         raise InvalidInput(f"Version {version.number} already applies to {org.name} without acceptance: it does "
                            "not widen what applied before it.")
-    if position.timeline and version.number < position.timeline[-1].version.number:
+    if position.timeline and version.number < (position.timeline[-1].version.number or 0):
         raise InvalidInput(f"Version {version.number} is older than the version that applies to {org.name}.")
     base = position.timeline[-1].version.document if position.timeline else None
     widening = list(classify(base, version.document).reasons)

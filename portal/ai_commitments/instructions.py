@@ -80,10 +80,10 @@ async def record(session: AsyncSession, *, actor: Actor, org: Organisation, data
     elif len(note) > 2000:
         errors["note"] = "At most 2000 characters."
     in_force = await standing.applying_to(session, org, utcnow().date())
-    if enabled and not errors:
-        if not _allows(in_force, data_class):
-            errors["data_class"] = (f"The commitments in force do not use {DATA_CLASSES[data_class].lower()} for "
-                                    "training at all, so there is nothing to switch on.")
+    if enabled and not errors and not _allows(in_force, data_class):
+        errors["data_class"] = (f"The commitments applying to {org.name} do not use "
+                                f"{DATA_CLASSES[data_class].lower()} for training at all, so there is nothing to "
+                                "switch on.")
     if errors:
         raise InvalidInput("Nothing was recorded. " + " ".join(errors.values()), fields=errors)
     count = len(await history(session, org))

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from portal.accounts.models import Organisation, OrgKind
-from portal.accounts.roles import Permission
+from portal.accounts.models import Organisation
+from portal.accounts.roles import OrgKind, Permission
 from portal.actors import Actor
 from portal.ai_commitments import ledger, standing
 from portal.ai_commitments.models import CommitmentVersion
@@ -53,7 +53,8 @@ def _summary(version: CommitmentVersion, widening: tuple[str, ...]) -> str:
 
 
 async def announce(session: AsyncSession, *, actor: Actor, version: CommitmentVersion, settings: Settings) -> None:
-    assert version.number is not None and version.effective_date is not None
+    assert version.number is not None
+    assert version.effective_date is not None
     for position in await standing.standings(session, await clients(session)):
         widens = position.state is standing.State.PENDING_ACCEPTANCE
         await notify(session, actor=actor, orgs=[position.org], subject=version,

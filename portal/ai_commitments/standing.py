@@ -87,7 +87,8 @@ def timeline_of(published: Sequence[CommitmentVersion], *, joined: dt.datetime,
     first = joined_on(published, joined)
     periods: list[Period] = []
     for version in published[first:]:
-        assert version.effective_date is not None and version.number is not None
+        assert version.effective_date is not None
+        assert version.number is not None
         if not periods:
             periods.append(Period(version, version.effective_date, accepted.get(version.number)))
             continue
@@ -151,10 +152,8 @@ def _standing(org: Organisation, published: list[CommitmentVersion], accepted: d
     widening: tuple[str, ...] = ()
     if newest.number in listed:
         starts = timeline[listed.index(newest.number)].start
-        if starts <= day:
-            state = State.IN_EFFECT
-        else:
-            state = State.ACCEPTED if newest.number in accepted else State.SCHEDULED
+        upcoming = State.ACCEPTED if newest.number in accepted else State.SCHEDULED
+        state = State.IN_EFFECT if starts <= day else upcoming
     else:
         base = timeline[-1].version.document if timeline else None
         widening = classify(base, newest.document).reasons

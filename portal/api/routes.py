@@ -2,6 +2,7 @@
 
 from starlette.routing import BaseRoute
 
+from portal.ai_commitments import api as ai_commitments_api  # noqa: F401
 from portal.api import endpoints, openapi  # noqa: F401 - importing registers the endpoints
 from portal.api.registry import api
 from portal.breaches import api as breaches_api  # noqa: F401

@@ -1,4 +1,5 @@
-"""A complete, valid commitments document, and a registered model provider to name in it."""
+"""A complete, valid commitments document, a registered model provider to name in it, and publishing a version
+with its notices."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ import datetime as dt
 from typing import Any
 
 from portal.actors import Actor
+from portal.ai_commitments import ledger, rollout
 from portal.ai_commitments.document import DATA_CLASSES
+from portal.ai_commitments.models import CommitmentVersion
 from portal.subprocessors import publishing
 from tests.conftest import World
 from tests.subprocessors.support import entry_data
@@ -49,3 +52,19 @@ async def register_provider(world: World, name: str = PROVIDER) -> None:
                              .isoformat(), summary="", default_notice_days=30, base_url="http://testserver",
                              now=earlier)
     await world.commit()
+
+
+DAYS_AGO_40 = dt.datetime.now(dt.UTC).replace(hour=9, minute=0, second=0, microsecond=0) - dt.timedelta(days=40)
+
+
+async def publish_version(world: World, raw: dict[str, Any], *, effective: dt.date | None = None,
+                          now: dt.datetime | None = None, reason: str = "Update") -> CommitmentVersion:
+    """Draft and publish ``raw`` with its notices, as the vendor's page does; ``now`` back-dates the publishing
+    (history), ``effective`` defaults to the day of publishing."""
+    draft = await ledger.save_draft(world.session, actor=SYSTEM, raw=raw)
+    day = effective or (now or dt.datetime.now(dt.UTC)).date()
+    version = await ledger.publish(world.session, actor=SYSTEM, draft_id=str(draft.id), effective_date=day.isoformat(),
+                                   reason=reason, now=now)
+    await rollout.announce(world.session, actor=SYSTEM, version=version, settings=world.settings)
+    await world.commit()
+    return version

@@ -26,6 +26,8 @@ from portal.accounts.tokens.models import SCOPES, ApiToken
 from portal.accounts.tokens.service import create_token
 from portal.actors import Actor
 from portal.agreements.models import Agreement, AgreementEvent
+from portal.ai_commitments import ledger
+from portal.ai_commitments.models import Acceptance, TrainingInstruction
 from portal.api.registry import Endpoint
 from portal.breaches import notices
 from portal.breaches.models import AffectedClient, BreachNotice, Incident
@@ -37,6 +39,7 @@ from portal.notifications.models import Channel, Delivery, Notice, Subscription,
 from portal.security import encrypt_field
 from portal.settings import Settings
 from portal.signing import preparation
+from tests.ai_commitments.support import changed, commitments
 from tests.breaches.support import affect, notice_input, open_incident
 from tests.conftest import SMTPSink, make_settings
 from tests.signing.support import ORIGIN, SYSTEM, actor, client_details, loaded, vendor_profile_values
@@ -169,6 +172,7 @@ def add_objects(world: Any) -> AddObjects:
             (Channel.EMAIL, contact_email, None), (Channel.WEBHOOK, None, endpoint.id)}
         [delivery] = [d for d in deliveries if d.channel is Channel.EMAIL]
         agreement, signer = await draft_agreement(org, label)
+        await widening_commitments(world)
         traces = (org.name, str(org.id), org.slug, contact_email, contact_name, str(contact.id), str(endpoint.id),
                   endpoint.url,
                   secret, str(notice.id), *(str(d.id) for d in deliveries), str(incident.id), incident.reference,
@@ -191,6 +195,26 @@ def add_objects(world: Any) -> AddObjects:
     return add
 
 
+async def widening_commitments(world: Any) -> None:
+    """Once: AI commitments version 1 (training on prompts only if the client opts in), published before any
+    client joined, and version 2, which keeps telemetry longer, so it waits for each client's acceptance (the
+    example body of the acceptance endpoint names it). No model provider is named, so no sub-processor list (and
+    no notice) is needed."""
+    if await ledger.latest(world.session) is not None:
+        return
+    first = commitments(prompts={"training_use": "customer_opt_in", "training_models": "The client's own fine-tune"})
+    for classes in first["data_classes"].values():
+        classes["providers"] = []
+    first["features"] = []
+    long_ago = dt.datetime.now(dt.UTC) - dt.timedelta(days=400)
+    for number, (document, now) in enumerate([(first, long_ago), (changed(first, "telemetry",
+                                                                         vendor_retention_days=90), None)], 1):
+        draft = await ledger.save_draft(world.session, actor=SYSTEM, raw=document)
+        await ledger.publish(world.session, actor=SYSTEM, draft_id=str(draft.id), reason=f"Version {number}",
+                             effective_date=(now or dt.datetime.now(dt.UTC)).date().isoformat(), now=now)
+    await world.commit()
+
+
 @functools.cache
 def _default_docx() -> ValidatedTemplate:
     return validate_docx(build_default_docx(), allowed=fields.allowed_names(), loops=fields.loop_bindings())
@@ -211,12 +235,13 @@ async def publish_default_template(world: Any) -> TemplateVersion:
 
 async def tenant_state(engine: AsyncEngine, org: Organisation) -> dict[str, list[Any]]:
     """Every row of ``org``'s webhook endpoints, notices, deliveries, subscriptions, agreements and their events,
-    incidents it is affected by and breach notices, and members' roles, read on a connection of its own."""
+    incidents it is affected by and breach notices, AI commitments acceptances and training instructions, and
+    members' roles, read on a connection of its own."""
     async with engine.connect() as connection:
         state = {model.__tablename__: [tuple(row) for row in (await connection.execute(
             select(model.__table__).where(model.org_id == org.id).order_by(model.id)  # type: ignore[attr-defined]
         )).all()] for model in (WebhookEndpoint, Notice, Delivery, Subscription, Agreement, AgreementEvent,
-                                AffectedClient, BreachNotice)}
+                                AffectedClient, BreachNotice, Acceptance, TrainingInstruction)}
         state["membership_roles"] = [tuple(row) for row in (await connection.execute(
             select(MembershipRole.membership_id, MembershipRole.role).join(Membership)
             .where(Membership.org_id == org.id).order_by(MembershipRole.membership_id, MembershipRole.role)
@@ -232,6 +257,8 @@ def example_of(schema: dict[str, Any], components: dict[str, dict[str, Any]]) ->
         return example_of(components[schema["$ref"].rsplit("/", 1)[1]], components)
     if "const" in schema:
         return schema["const"]
+    if "examples" in schema:
+        return schema["examples"][0]
     if "enum" in schema:
         return schema["enum"][0]
     kind = schema.get("type")

@@ -32,6 +32,10 @@ SCOPES: dict[str, str] = {
     "incidents:read": "Read the personal-data breach notices the organisation received, with their timeline; for "
                       "vendor tokens, the incident register with each client's clock.",
     "incidents:acknowledge": "Acknowledge the organisation's breach notices.",
+    "ai_commitments:read": "Read the AI data-use commitments: every version, and what applies to the organisation "
+                           "with its timeline, acceptances and training instructions.",
+    "ai_commitments:instruct": "Accept a version of the AI commitments that widens what applies to the "
+                               "organisation, and record training instructions (client tokens).",
 }
 
 
