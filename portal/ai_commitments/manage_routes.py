@@ -80,7 +80,8 @@ async def publish(request: Request) -> Response:
                                         settings=settings_of(request))
     except InvalidInput as exc:
         return await draft_page(request, typed=typed, error=exc, status=400)
-    return redirect(request, f"/ai-commitments/versions/{version.number}",
+    # To the ledger and its client board (the public version page is cached and shows nobody a message).
+    return redirect(request, MANAGE,
                     flash=f"Published as version {version.number}; every client and public subscriber is notified" + (
                         ". It widens the commitments, so it applies to each client only once that client accepts."
                         if version.expanding else f" and it applies on {version.effective_date}."))

@@ -49,7 +49,9 @@ async def test_legal_drafts_from_the_version_in_force_and_publishes_an_expanding
     assert missing.status_code == 400 and 'id="reason-error"' in missing.text
     published = await post_form(legal, url + "/publish", {"effective_date": dt.date.today().isoformat(),
                                                          "reason": "Outputs kept 400 days for audit trails"})
-    assert published.status_code == 303 and published.headers["location"] == "/ai-commitments/versions/2"
+    assert published.status_code == 303 and published.headers["location"] == "/ai-commitments/manage"
+    ledger_page = (await legal.get("/ai-commitments/manage")).text
+    assert "Published as version 2; every client and public subscriber is notified" in ledger_page
     latest = await ledger.latest(db)
     assert (latest.number, latest.expanding) == (2, True)
 
