@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -30,7 +31,10 @@ from portal.accounts.service import (
 from portal.actors import Actor
 from portal.agreements import service as agreements
 from portal.agreements.events import Origin
+from portal.ai_commitments import acceptance as ai_acceptance
+from portal.ai_commitments import instructions as ai_instructions
 from portal.ai_commitments import ledger as ai_ledger
+from portal.ai_commitments import rollout as ai_rollout
 from portal.breaches import incidents, notices
 from portal.breaches.models import UNKNOWN
 from portal.db import utcnow
@@ -117,6 +121,7 @@ async def load_demo(session: AsyncSession, settings: Settings) -> list[str]:
     await _dpa_template(session, actor)
     await _signed_agreements(session, clients, settings)
     await _closed_breach(session, clients, settings)
+    await _widened_ai_commitments(session, actor, clients, settings)
     return login_lines()
 
 
@@ -237,11 +242,10 @@ def _commitment(retention: int | str, providers: list[dict[str, object]], **over
             "client_controls": "Retention period, training opt-in (off by default), admin audit log", **overrides}
 
 
-async def _ai_commitments(session: AsyncSession, actor: Actor) -> None:
-    """Version 1 of the AI data-use commitments: no training on client data, Mistral AI with zero data retention."""
+def _ai_commitments_v1() -> dict[str, Any]:
     mistral = [{"name": "Mistral AI SAS", "retention_days": "none", "abuse_monitoring_days": 0,
                 "zero_data_retention": True}]
-    raw = {"data_classes": {
+    return {"data_classes": {
         "prompts": _commitment(30, mistral), "outputs": _commitment(365, mistral), "files": _commitment(365, []),
         "embeddings": _commitment(365, []), "fine_tuning": _commitment("none", []),
         "feedback": _commitment(90, []), "telemetry": _commitment(30, [])},
@@ -251,10 +255,32 @@ async def _ai_commitments(session: AsyncSession, actor: Actor) -> None:
                       "disclosure": "Every answer is labelled 'AI assistant' and links to these commitments",
                       "generates_content": True, "marking": "Generated documents carry C2PA metadata",
                       "high_risk": False}]}
-    draft = await ai_ledger.save_draft(session, actor=actor, raw=raw)
+
+
+async def _ai_commitments(session: AsyncSession, actor: Actor) -> None:
+    """Version 1 of the AI data-use commitments: no training on client data, Mistral AI with zero data retention."""
+    draft = await ai_ledger.save_draft(session, actor=actor, raw=_ai_commitments_v1())
     await ai_ledger.publish(session, actor=actor, draft_id=str(draft.id), effective_date="2025-10-20",
                             reason="Our first published AI data-use commitments.",
                             now=dt.datetime(2025, 10, 20, 9, tzinfo=dt.UTC))
+
+
+async def _widened_ai_commitments(session: AsyncSession, actor: Actor, clients: list[Organisation],
+                                  settings: Settings) -> None:
+    """Version 2 widens version 1 (feedback may train the answer ranking if a client opts in), so every client is
+    asked to accept it: Acme did and switched training on feedback on; the others stay on version 1."""
+    raw = _ai_commitments_v1()
+    raw["data_classes"]["feedback"].update(training_use="customer_opt_in",
+                                           training_models="The answer-ranking model, one per client")
+    draft = await ai_ledger.save_draft(session, actor=actor, raw=raw)
+    await ai_rollout.publish(session, actor=actor, draft_id=str(draft.id), settings=settings,
+                             effective_date=utcnow().date().isoformat(),
+                             reason="Clients may let their users' feedback improve the answer ranking.")
+    acme = clients[0]
+    ada = await _member(session, acme, "ada.admin@acme-logistics.example")
+    await ai_acceptance.accept(session, actor=ada, org=acme, number="2", confirmed=True)
+    await ai_instructions.record(session, actor=ada, org=acme, data_class="feedback", enabled=True,
+                                 note="Approved by our DPO for the ranking of answers to our own staff.")
 
 
 async def _dpa_template(session: AsyncSession, actor: Actor) -> None:

@@ -7,7 +7,9 @@ import pytest
 from sqlalchemy import func, select
 
 from portal.accounts.models import Membership, Organisation, User
+from portal.accounts.roles import OrgKind
 from portal.agreements.models import Agreement, AgreementDocument
+from portal.ai_commitments import instructions, standing
 from portal.audit.models import AuditEvent
 from portal.breaches.models import BreachNotice, Incident
 from portal.cli import main
@@ -127,3 +129,15 @@ async def test_demo_has_a_closed_breach_with_notices_and_acknowledgements(cli_en
                              .order_by(BreachNotice.org_id, BreachNotice.seq))).all()
     assert len(sent) == 4 and {phase.value for _org, phase, _ack in sent} == {"initial", "final"}
     assert sum(1 for *_rest, acked in sent if acked is not None) == 2  # Acme acknowledged both of its notices
+
+
+async def test_demo_has_a_widening_ai_commitments_version_accepted_by_one_client(cli_env, db, capsys):
+    await run_cli(["demo"])
+    clients = (await db.execute(select(Organisation).where(Organisation.kind == OrgKind.CLIENT)
+                                .order_by(Organisation.name))).scalars().all()
+    states = {org.name: (position.state.value, position.applied.version.number)
+              for org, position in zip(clients, await standing.standings(db, clients), strict=True)}
+    assert states == {"Acme Logistics SE": ("in_effect", 2), "Brightwell Health BV": ("pending_acceptance", 1),
+                      "Copperleaf Retail AB": ("pending_acceptance", 1)}
+    acme = next(org for org in clients if org.name.startswith("Acme"))
+    assert {s.data_class for s in await instructions.settings_of(db, acme) if s.enabled} == {"feedback"}
