@@ -62,6 +62,18 @@ async def test_a_model_provider_must_be_a_registered_sub_processor(world, db):
     assert (await ledger.save_draft(db, actor=SYSTEM, raw=commitments())).status.value == "draft"
 
 
+async def test_a_version_cannot_take_effect_before_it_is_published(world, db):
+    """No promise is ever recorded as in effect on a day before anyone could read it."""
+    await register_provider(world)
+    draft = await ledger.save_draft(db, actor=SYSTEM, raw=commitments())
+    yesterday = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
+    with pytest.raises(InvalidInput) as refused:
+        await ledger.publish(db, actor=SYSTEM, draft_id=str(draft.id), effective_date=yesterday.isoformat(),
+                             reason="Back-dated")
+    assert "before it is published" in refused.value.fields["effective_date"]
+    assert await ledger.latest(db) is None and draft.status.value == "draft"
+
+
 async def test_published_versions_chain_their_hashes_and_never_change(world, db):
     await register_provider(world)
     first = await ledger.save_draft(db, actor=SYSTEM, raw=commitments())
