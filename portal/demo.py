@@ -268,7 +268,8 @@ async def _ai_commitments(session: AsyncSession, actor: Actor) -> None:
 async def _widened_ai_commitments(session: AsyncSession, actor: Actor, clients: list[Organisation],
                                   settings: Settings) -> None:
     """Version 2 widens version 1 (feedback may train the answer ranking if a client opts in), so every client is
-    asked to accept it: Acme did and switched training on feedback on; the others stay on version 1."""
+    asked to accept it: Acme did and switched training on feedback on, Brightwell declined, Copperleaf has not
+    answered; the last two stay on version 1."""
     raw = _ai_commitments_v1()
     raw["data_classes"]["feedback"].update(training_use="customer_opt_in",
                                            training_models="The answer-ranking model, one per client")
@@ -281,6 +282,10 @@ async def _widened_ai_commitments(session: AsyncSession, actor: Actor, clients: 
     await ai_acceptance.accept(session, actor=ada, org=acme, number="2", confirmed=True)
     await ai_instructions.record(session, actor=ada, org=acme, data_class="feedback", enabled=True,
                                  note="Approved by our DPO for the ranking of answers to our own staff.")
+    brightwell = clients[1]
+    bram = await _member(session, brightwell, "bram.admin@brightwell.example")
+    await ai_acceptance.decline(session, actor=bram, org=brightwell, number="2",
+                                reason="Patient feedback must not train any model; please confirm it stays excluded.")
 
 
 async def _dpa_template(session: AsyncSession, actor: Actor) -> None:

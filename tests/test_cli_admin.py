@@ -131,13 +131,13 @@ async def test_demo_has_a_closed_breach_with_notices_and_acknowledgements(cli_en
     assert sum(1 for *_rest, acked in sent if acked is not None) == 2  # Acme acknowledged both of its notices
 
 
-async def test_demo_has_a_widening_ai_commitments_version_accepted_by_one_client(cli_env, db, capsys):
+async def test_demo_has_a_widening_ai_commitments_version_one_client_accepted_one_declined(cli_env, db, capsys):
     await run_cli(["demo"])
     clients = (await db.execute(select(Organisation).where(Organisation.kind == OrgKind.CLIENT)
                                 .order_by(Organisation.name))).scalars().all()
     states = {org.name: (position.state.value, position.applied.version.number)
               for org, position in zip(clients, await standing.standings(db, clients), strict=True)}
-    assert states == {"Acme Logistics SE": ("in_effect", 2), "Brightwell Health BV": ("pending_acceptance", 1),
+    assert states == {"Acme Logistics SE": ("in_effect", 2), "Brightwell Health BV": ("declined", 1),
                       "Copperleaf Retail AB": ("pending_acceptance", 1)}
     acme = next(org for org in clients if org.name.startswith("Acme"))
     assert {s.data_class for s in await instructions.settings_of(db, acme) if s.enabled} == {"feedback"}

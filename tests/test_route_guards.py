@@ -218,6 +218,7 @@ OBJECT_ROUTES: dict[str, Callable[[Victim], str]] = {
         lambda v: f"/ai-commitments/manage/drafts/{v.extra['ai_draft_id']}/publish",
     "/orgs/{org_id}/ai-commitments/instructions": lambda v: f"/orgs/{v.org.id}/ai-commitments/instructions",
     "/orgs/{org_id}/ai-commitments/acceptances": lambda v: f"/orgs/{v.org.id}/ai-commitments/acceptances",
+    "/orgs/{org_id}/ai-commitments/declines": lambda v: f"/orgs/{v.org.id}/ai-commitments/declines",
     **{f"/orgs/{{org_id}}/incidents/{{incident_id}}{action}": _client_incident_url(action)
        for action in ("", "/export.json", "/export.docx")},
     "/orgs/{org_id}/incidents/{incident_id}/notices/{notice_id}/acknowledge":

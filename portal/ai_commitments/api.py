@@ -1,6 +1,7 @@
 """The AI commitments in the API: the published versions (public), what applies to an
-organisation with its timeline, acceptances and training instructions (``ai_commitments:read``), and, for the
-client's own token, accepting a widening version and recording an instruction (``ai_commitments:instruct``).
+organisation with its timeline, acceptances, declines and training instructions (``ai_commitments:read``), and,
+for the client's own token, accepting or declining a widening version and recording an instruction
+(``ai_commitments:instruct``).
 
 Invariants (legal requirements 55, 57, 60):
 - a client token reads only its own organisation (anything else is 404); a vendor token reads every client but
@@ -22,7 +23,7 @@ from portal.accounts.roles import Permission
 from portal.actors import Actor
 from portal.ai_commitments import acceptance, instructions, ledger, standing
 from portal.ai_commitments.document import DATA_CLASSES
-from portal.ai_commitments.models import Acceptance, CommitmentVersion, TrainingInstruction
+from portal.ai_commitments.models import Acceptance, CommitmentVersion, Decline, TrainingInstruction
 from portal.api import service as api_service
 from portal.api.registry import Caller, api, json_body
 from portal.db import utcnow
@@ -65,6 +66,10 @@ ACCEPTANCE = api.schema("AiCommitmentsAcceptance", _object({
                                                      "description": "What it widened for the organisation."},
     "statement": _TEXT, "accepted_by": _TEXT, "accepted_at": _TIME,
 }, "The organisation's recorded acceptance of a version that widened what applied to it."))
+DECLINE = api.schema("AiCommitmentsDecline", _object({
+    "number": _NUMBER, "reason": _TEXT, "declined_by": _TEXT, "declined_at": _TIME,
+}, "The organisation's recorded refusal of a version that widens what applies to it: the version does not apply "
+   "(as without an answer), and the organisation may still accept it."))
 INSTRUCTION = api.schema("AiTrainingInstruction", _object({
     "seq": _NUMBER, "data_class": _CLASS, "training": {"type": "boolean", "description": "On (true) or off."},
     "note": _TEXT, "given_by": _TEXT, "given_at": _TIME,
@@ -86,6 +91,7 @@ STANDING = api.schema("AiCommitmentsStanding", _object({
     "timeline": {"type": "array", "items": _PERIOD, "description": "Oldest first: for any date, the last period "
                                                                    "whose `from` is not after it applied."},
     "acceptances": {"type": "array", "items": ACCEPTANCE},
+    "declines": {"type": "array", "items": DECLINE},
     "training": {"type": "array", "items": _object({
         "data_class": _CLASS, "enabled": {"type": "boolean", "description": "Training happens: switched on by an "
                                                                             "instruction and allowed by the "
@@ -97,6 +103,9 @@ ACCEPT_BODY = {"type": "object", "required": ["version", "confirm"], "additional
                "properties": {"version": {**_NUMBER, "examples": [2], "description": "The version to accept."},
                               "confirm": {"const": True, "description": "The organisation accepts it, as "
                                                                         "its documented instruction."}}}
+DECLINE_BODY = {"type": "object", "required": ["version", "reason"], "additionalProperties": False,
+                "properties": {"version": {**_NUMBER, "examples": [2], "description": "The version to decline."},
+                               "reason": {**_TEXT, "maxLength": 2000, "description": "Why: the vendor reads it."}}}
 INSTRUCT_BODY = {"type": "object", "required": ["data_class", "training", "note"], "additionalProperties": False,
                  "properties": {"data_class": _CLASS, "training": {"type": "boolean"},
                                 "note": {**_TEXT, "maxLength": 2000, "description": "Why: kept with it."}}}
@@ -118,6 +127,11 @@ def version_json(version: CommitmentVersion) -> dict[str, Any]:
 def acceptance_json(row: Acceptance) -> dict[str, Any]:
     return {"number": row.number, "sha256": row.sha256, "widening": list(row.widening), "statement": row.statement,
             "accepted_by": row.accepted_by, "accepted_at": _time(row.accepted_at)}
+
+
+def decline_json(row: Decline) -> dict[str, Any]:
+    return {"number": row.number, "reason": row.reason, "declined_by": row.declined_by,
+            "declined_at": _time(row.declined_at)}
 
 
 def instruction_json(row: TrainingInstruction) -> dict[str, Any]:
@@ -164,6 +178,7 @@ async def standing_json(request: Request, org: Organisation) -> dict[str, Any]:
                       "accepted_at": _time(p.accepted.accepted_at) if p.accepted else None}
                      for p in position.timeline],
         "acceptances": [acceptance_json(a) for a in position.acceptances.values()],
+        "declines": [decline_json(d) for d in position.declines.values()],
         "training": [{"data_class": s.data_class, "enabled": s.enabled, "instructed": s.instructed,
                       "allowed": s.allowed} for s in await instructions.settings_of(session, org)],
         "instructions": [instruction_json(row) for row in await instructions.history(session, org)],
@@ -179,6 +194,31 @@ async def get_organisation_ai_commitments(request: Request, caller: Caller) -> d
     return await standing_json(request, await _client(request, caller))
 
 
+def _version_number(body: dict[str, Any]) -> str:
+    number = body.get("version")
+    if isinstance(number, bool) or not isinstance(number, int):
+        raise InvalidInput("`version` must be a version number.", fields={"version": "A version number."})
+    return str(number)
+
+
+# Declining comes first: a client may decline a version and accept it later, never the other way round.
+@api.operation("POST", "/organisations/{org_id}/ai-commitments/declines",
+               summary="Decline a version that widens the commitments applying to the organisation",
+               response=DECLINE, request=DECLINE_BODY, scope=INSTRUCT, tag=TAG, status=201,
+               description="Records, once, that the organisation does not accept the version, with the reason the "
+                           "vendor reads. What applies to the organisation stays as it is, and it may still accept "
+                           "later. Only the token's own client organisation; anything else is 404.")
+async def decline_ai_commitments_version(request: Request, caller: Caller) -> dict[str, Any]:
+    org = await _client(request, caller, own_only=True)
+    body = await json_body(request, fields=["version", "reason"])
+    reason = body.get("reason")
+    if not isinstance(reason, str):
+        raise InvalidInput("`reason` must be text.", fields={"reason": "Text."})
+    row = await acceptance.decline(db(request), actor=_actor(caller), org=org, number=_version_number(body),
+                                   reason=reason)
+    return decline_json(row)
+
+
 @api.operation("POST", "/organisations/{org_id}/ai-commitments/acceptances",
                summary="Accept a version that widens the commitments applying to the organisation",
                response=ACCEPTANCE, request=ACCEPT_BODY, scope=INSTRUCT, tag=TAG, status=201,
@@ -188,10 +228,7 @@ async def get_organisation_ai_commitments(request: Request, caller: Caller) -> d
 async def accept_ai_commitments_version(request: Request, caller: Caller) -> dict[str, Any]:
     org = await _client(request, caller, own_only=True)
     body = await json_body(request, fields=["version", "confirm"])
-    number = body.get("version")
-    if isinstance(number, bool) or not isinstance(number, int):
-        raise InvalidInput("`version` must be a version number.", fields={"version": "A version number."})
-    row = await acceptance.accept(db(request), actor=_actor(caller), org=org, number=str(number),
+    row = await acceptance.accept(db(request), actor=_actor(caller), org=org, number=_version_number(body),
                                   confirmed=body.get("confirm") is True)
     return acceptance_json(row)
 

@@ -1,9 +1,9 @@
 """A client's AI commitments page: the version applying to the client (today, or on any date asked), its timeline,
-a widening version waiting for the client's acceptance with what it changes, the client's training settings, and
-the instructions and acceptances its admins recorded (with the forms to record them).
+a widening version waiting for the client's acceptance with what it changes (to accept or decline), the client's
+training settings, and the instructions and answers its admins recorded (with the forms to record them).
 
 The client's members and vendor staff (``VIEW_CLIENTS``) read it; only the client's admins record instructions and
-accept versions (``GIVE_INSTRUCTIONS``); anyone else gets 404. A refused form is shown again with its reason.
+accept or decline versions (``GIVE_INSTRUCTIONS``); anyone else gets 404. A refused form is shown again with its reason.
 """
 
 from __future__ import annotations
@@ -46,12 +46,13 @@ async def page(request: Request, *, error: PortalError | None = None, typed: dic
     position = await standing.standing_of(session, org, today)
     shown = position.on(day)
     newest, base = position.newest, position.timeline[-1].version if position.timeline else None
-    waiting = position.state is standing.State.PENDING_ACCEPTANCE
+    waiting = position.waiting
     own_admin = actor.org is not None and actor.org.id == org.id and actor.can(Permission.GIVE_INSTRUCTIONS)
     return render(request, "ai_commitments/client.html", {
         "org": org, "position": position, "states": standing.State, "day": day, "today": today,
         "day_error": day_error, "shown": shown, "terms": plain.terms(shown.version.document) if shown else None,
-        "waiting": waiting, "changes": plain.changes(ledger.field_changes(base.document, newest.document))
+        "waiting": waiting, "declined": position.declines.get(newest.number or 0) if waiting and newest else None,
+        "changes": plain.changes(ledger.field_changes(base.document, newest.document))
         if waiting and base is not None and newest is not None else [],
         "statement": acceptance.statement_for(org, newest.number or 0, newest.sha256) if waiting and newest else "",
         "settings": await instructions.settings_of(session, org), "history": await instructions.history(session, org),
@@ -89,8 +90,24 @@ async def accept(request: Request) -> Response:
                     flash=f"Recorded: {org.name} accepts version {row.number} of the AI commitments.")
 
 
+async def decline(request: Request) -> Response:
+    form = await read_form(request)
+    actor = actor_of(request)
+    org = await client_org(request, actor)
+    typed = {"reason": form_text(form, "reason")}
+    try:
+        row = await acceptance.decline(db(request), actor=actor, org=org, number=form_text(form, "version"),
+                                       reason=typed["reason"])
+    except InvalidInput as exc:
+        return await page(request, error=exc, typed=typed, status=400)
+    return redirect(request, f"/orgs/{org.id}/ai-commitments",
+                    flash=f"Recorded: {org.name} declines version {row.number}. The version that applies to "
+                          f"{org.name} stays in force, and the vendor sees the reason.")
+
+
 routes: list[BaseRoute] = [
     Route(PAGE, page, methods=["GET"]),
     Route(PAGE + "/instructions", record, methods=["POST"]),
     Route(PAGE + "/acceptances", accept, methods=["POST"]),
+    Route(PAGE + "/declines", decline, methods=["POST"]),
 ]

@@ -1,8 +1,9 @@
-"""Versions of the AI data-use commitments.
+"""Versions of the AI data-use commitments, and what each client recorded about them.
 
 Invariants: a draft becomes a numbered version when published, with its effective date, a reason, its differences
 from the previous version, whether it widens what that version allowed, and a SHA-256 that chains to the previous
 version's (``ledger.chain_hash``); from then on the ORM refuses to change or delete it (legal requirement 53).
+A client's training instructions, acceptances and declines are records the ORM refuses to change or delete too.
 """
 
 from __future__ import annotations
@@ -77,6 +78,21 @@ class Acceptance(TenantScoped, Base):
     accepted_at: Mapped[timestamp]
 
 
+class Decline(TenantScoped, Base):
+    """A client admin's recorded refusal of a version that widens what applies to the client, with the reason: the
+    version does not apply (as without an answer), and the vendor sees why. The client may still accept later."""
+
+    __tablename__ = "ai_commitment_declines"
+    __table_args__ = (UniqueConstraint("org_id", "version_id"),)
+
+    id: Mapped[uuid_pk]
+    version_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("ai_commitment_versions.id", ondelete="RESTRICT"))
+    number: Mapped[int] = mapped_column(Integer())
+    reason: Mapped[str] = mapped_column(Text())
+    declined_by: Mapped[str] = mapped_column(String(400))
+    declined_at: Mapped[timestamp]
+
+
 class ImmutableVersion(RuntimeError):
     pass
 
@@ -85,7 +101,10 @@ class ImmutableVersion(RuntimeError):
 @event.listens_for(TrainingInstruction, "before_delete")
 @event.listens_for(Acceptance, "before_update")
 @event.listens_for(Acceptance, "before_delete")
-def _client_records_stay(_mapper: object, _connection: object, target: TrainingInstruction | Acceptance) -> None:
+@event.listens_for(Decline, "before_update")
+@event.listens_for(Decline, "before_delete")
+def _client_records_stay(_mapper: object, _connection: object,
+                         target: TrainingInstruction | Acceptance | Decline) -> None:
     raise ImmutableVersion(f"{type(target).__name__.lower()} {target.id} is a record and cannot change")
 
 

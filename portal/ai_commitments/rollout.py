@@ -56,7 +56,7 @@ async def announce(session: AsyncSession, *, actor: Actor, version: CommitmentVe
     assert version.number is not None
     assert version.effective_date is not None
     for position in await standing.standings(session, await clients(session)):
-        widens = position.state is standing.State.PENDING_ACCEPTANCE
+        widens = position.waiting
         await notify(session, actor=actor, orgs=[position.org], subject=version,
                      content=catalog.ai_commitment_change(
                          version=version.number, effective_date=version.effective_date, expanding=widens,

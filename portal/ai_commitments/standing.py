@@ -7,7 +7,8 @@ Invariants (legal requirement 57):
   before it): one that does not widen it applies from its effective date; one that widens it applies only once the
   client accepted it, from its effective date or the day of acceptance, whichever is later;
 - the periods of a client's timeline start in version order and never before the previous one, so on any day
-  exactly one version (or none, before the first) applies, and nothing a client did not accept ever applies.
+  exactly one version (or none, before the first) applies, and nothing a client did not accept ever applies;
+- a decline changes nothing of what applies (as no answer): it only tells the vendor the client said no, and why.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import enum
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -24,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from portal.accounts.models import Organisation
 from portal.ai_commitments import ledger
 from portal.ai_commitments.document import classify
-from portal.ai_commitments.models import Acceptance, CommitmentVersion
+from portal.ai_commitments.models import Acceptance, CommitmentVersion, Decline
 from portal.db import utcnow
 from portal.tenancy import scoped_to_ids
 
@@ -35,6 +37,7 @@ class State(enum.StrEnum):
     IN_EFFECT = "in_effect"  # it applies to the client
     SCHEDULED = "scheduled"  # it does not widen the client's version: it applies on its effective date
     PENDING_ACCEPTANCE = "pending_acceptance"  # it widens the client's version: it waits for the client
+    DECLINED = "declined"  # it widens the client's version and the client said no (it may still accept)
     ACCEPTED = "accepted"  # the client accepted it: it applies on its effective date
 
     @property
@@ -46,6 +49,7 @@ STATE_LABELS = {
     State.IN_EFFECT: "In effect",
     State.SCHEDULED: "Applies on its date",
     State.PENDING_ACCEPTANCE: "Waiting for the client's acceptance",
+    State.DECLINED: "Declined by the client",
     State.ACCEPTED: "Accepted, applies on its date",
 }
 
@@ -66,6 +70,12 @@ class Standing:
     state: State | None  # of the newest version; None when nothing is published
     widening: tuple[str, ...]  # what the newest widens against the client's version, in words
     acceptances: dict[int, Acceptance]  # by version number
+    declines: dict[int, Decline]  # by version number
+
+    @property
+    def waiting(self) -> bool:
+        """The newest version widens what applies to the client and has not been accepted (declined or not)."""
+        return self.state in (State.PENDING_ACCEPTANCE, State.DECLINED)
 
     def on(self, day: dt.date) -> Period | None:
         """The period in force on ``day`` (None before the first)."""
@@ -112,10 +122,15 @@ def joined_on(published: Sequence[CommitmentVersion], joined: dt.datetime) -> in
     return index
 
 
-async def acceptances_of(session: AsyncSession, orgs: Sequence[Organisation]) -> dict[uuid.UUID, dict[int, Acceptance]]:
-    rows = (await session.execute(scoped_to_ids(select(Acceptance).order_by(Acceptance.number), Acceptance,
+RecordT = TypeVar("RecordT", Acceptance, Decline)
+
+
+async def records_of(session: AsyncSession, model: type[RecordT],
+                     orgs: Sequence[Organisation]) -> dict[uuid.UUID, dict[int, RecordT]]:
+    """Each organisation's acceptances (or declines), by version number."""
+    rows = (await session.execute(scoped_to_ids(select(model).order_by(model.number), model,
                                                 [org.id for org in orgs]))).scalars()
-    found: dict[uuid.UUID, dict[int, Acceptance]] = {org.id: {} for org in orgs}
+    found: dict[uuid.UUID, dict[int, RecordT]] = {org.id: {} for org in orgs}
     for row in rows:
         found[row.org_id][row.number] = row
     return found
@@ -123,11 +138,11 @@ async def acceptances_of(session: AsyncSession, orgs: Sequence[Organisation]) ->
 
 async def standings(session: AsyncSession, orgs: Sequence[Organisation],
                     today: dt.date | None = None) -> list[Standing]:
-    """Each client's timeline and where it stands on the newest version, with two queries for all of them."""
+    """Each client's timeline and where it stands on the newest version, with three queries for all of them."""
     published = await ledger.versions(session)
-    accepted = await acceptances_of(session, orgs)
+    accepted, declined = await records_of(session, Acceptance, orgs), await records_of(session, Decline, orgs)
     day = today or utcnow().date()
-    return [_standing(org, published, accepted[org.id], day) for org in orgs]
+    return [_standing(org, published, accepted[org.id], declined[org.id], day) for org in orgs]
 
 
 async def standing_of(session: AsyncSession, org: Organisation, today: dt.date | None = None) -> Standing:
@@ -142,12 +157,12 @@ async def applying_to(session: AsyncSession, org: Organisation, day: dt.date) ->
 
 
 def _standing(org: Organisation, published: list[CommitmentVersion], accepted: dict[int, Acceptance],
-              day: dt.date) -> Standing:
+              declined: dict[int, Decline], day: dt.date) -> Standing:
     timeline = timeline_of(published, joined=org.created_at, accepted=accepted)
     applied = period_on(timeline, day)
     newest = published[-1] if published else None
     if newest is None:
-        return Standing(org, timeline, applied, None, None, (), accepted)
+        return Standing(org, timeline, applied, None, None, (), accepted, declined)
     listed = [period.version.number for period in timeline]
     widening: tuple[str, ...] = ()
     if newest.number in listed:
@@ -157,5 +172,5 @@ def _standing(org: Organisation, published: list[CommitmentVersion], accepted: d
     else:
         base = timeline[-1].version.document if timeline else None
         widening = classify(base, newest.document).reasons
-        state = State.PENDING_ACCEPTANCE
-    return Standing(org, timeline, applied, newest, state, widening, accepted)
+        state = State.DECLINED if newest.number in declined else State.PENDING_ACCEPTANCE
+    return Standing(org, timeline, applied, newest, state, widening, accepted, declined)

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from portal.accounts.roles import Role
 from portal.agreements.document import document_blocks
-from portal.ai_commitments.models import Acceptance
+from portal.ai_commitments.models import Acceptance, Decline
 from tests.ai_commitments.support import DAYS_AGO_40, changed, commitments, publish_version, register_provider
 from tests.conftest import post_form
 from tests.signing.support import executed_agreement, parties, published_template
@@ -59,6 +59,28 @@ async def test_the_client_admin_sees_the_widening_version_and_accepts_it(world, 
     assert 'id="pending"' not in page and re.search(r'<strong data-version="2">2</strong>\s+since', page)
     again = await post_form(admin, url + "/acceptances", {"version": "2", "confirm": "yes"})
     assert again.status_code == 400 and "accepted version 2 already" in again.text and await _accepted(db) == 1
+
+
+async def test_the_client_admin_declines_with_a_reason_the_vendor_reads(world, login_as, db):
+    await _two_versions(world)
+    acme = await world.client_org("Acme Logistics")
+    admin = await login_as(await world.person(acme, Role.ADMIN))
+    legal = await login_as(await world.person(await world.vendor(), Role.LEGAL))
+    await publish_version(world, changed(commitments(), "feedback", **WIDER))
+    url = f"/orgs/{acme.id}/ai-commitments"
+    assert "Decline version 2" in (await admin.get(url)).text
+
+    refused = await post_form(admin, url + "/declines", {"version": "2", "reason": ""})
+    assert refused.status_code == 400 and 'id="reason-error"' in refused.text
+    assert await db.scalar(select(func.count()).select_from(Decline)) == 0
+    done = await post_form(admin, url + "/declines", {"version": "2", "reason": "Our works council objects"})
+    assert done.status_code == 303 and await db.scalar(select(func.count()).select_from(Decline)) == 1
+    page = (await admin.get(url)).text
+    assert 'id="declined"' in page and "Our works council objects" in page and "Decline version 2" not in page
+    assert "Accept version 2</button>" in page  # it may still accept
+    assert 'data-version="1"' in page
+    board = (await legal.get("/ai-commitments/manage")).text
+    assert '<tr data-org="Acme Logistics" data-state="declined">' in board and "Our works council objects" in board
 
 
 async def test_the_client_page_shows_what_applied_on_any_date(world, login_as):

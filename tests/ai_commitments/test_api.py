@@ -61,6 +61,14 @@ async def test_a_client_token_reads_its_standing_accepts_and_instructs(world, cl
     assert [entry["number"] for entry in body["timeline"]] == [1] and body["acceptances"] == []
     assert not any(setting["enabled"] for setting in body["training"])
 
+    declined = await client.post(STANDING.format(org_id=acme.id) + "/declines", headers=bearer(tool),
+                                 json={"version": 2, "reason": "Not before our DPO has read it"})
+    assert declined.status_code == 201, declined.text
+    body = (await client.get(STANDING.format(org_id=acme.id), headers=bearer(reader))).json()
+    check_schema(document, schema, body)
+    assert body["newest"]["state"] == "declined" and body["applying"]["number"] == 1
+    assert [d["reason"] for d in body["declines"]] == ["Not before our DPO has read it"]
+
     accept = STANDING.format(org_id=acme.id) + "/acceptances"
     assert (await client.post(accept, json={"version": 2, "confirm": True}, headers=bearer(reader))).status_code == 403
     unconfirmed = await client.post(accept, json={"version": 2, "confirm": False}, headers=bearer(tool))

@@ -200,3 +200,32 @@ async def test_instructions_go_by_the_version_applying_to_the_client(world, db, 
     await publish_version(world, commitments(), reason="No more training on feedback")
     feedback = {s.data_class: s for s in await instructions.settings_of(db, acme)}["feedback"]
     assert (feedback.instructed, feedback.allowed, feedback.enabled) == (True, False, False)
+
+
+async def test_a_decline_keeps_the_clients_version_and_tells_the_vendor_why(world, db, clients):
+    """A decline is recorded once with its reason; nothing applies that did not before; the client may still
+    accept afterwards."""
+    acme, admin = clients["acme"]
+    await publish_version(world, changed(commitments(), "feedback", **OPT_IN))
+    with pytest.raises(InvalidInput) as refused:
+        await acceptance.decline(db, actor=actor(admin), org=acme, number="2", reason="  ")
+    assert "reason" in refused.value.fields
+    row = await acceptance.decline(db, actor=actor(admin), org=acme, number="2", reason="Our works council objects")
+    await world.commit()
+    position = await _state(db, acme)
+    assert (position.state, position.applied.version.number, position.waiting) == (State.DECLINED, 1, True)
+    assert position.declines[2].reason == "Our works council objects"
+    with pytest.raises(InvalidInput, match="declined version 2 already"):
+        await acceptance.decline(db, actor=actor(admin), org=acme, number="2", reason="Again")
+    event = (await db.execute(select(AuditEvent).where(AuditEvent.tag == "ai_commitments:declined"))).scalar_one()
+    assert event.org_id == acme.id and event.data["reason"] == "Our works council objects"
+
+    await acceptance.accept(db, actor=actor(admin), org=acme, number="2", confirmed=True)  # a change of mind
+    await world.commit()
+    assert (await _state(db, acme)).state is State.IN_EFFECT
+    with pytest.raises(InvalidInput, match="accepted version 2 already"):
+        await acceptance.decline(db, actor=actor(admin), org=acme, number="2", reason="Too late")
+    row.reason = "rewritten"
+    with pytest.raises(ImmutableVersion):
+        await db.flush()
+    await db.rollback()

@@ -27,7 +27,7 @@ from portal.accounts.tokens.service import create_token
 from portal.actors import Actor
 from portal.agreements.models import Agreement, AgreementEvent
 from portal.ai_commitments import ledger
-from portal.ai_commitments.models import Acceptance, TrainingInstruction
+from portal.ai_commitments.models import Acceptance, Decline, TrainingInstruction
 from portal.api.registry import Endpoint
 from portal.breaches import notices
 from portal.breaches.models import AffectedClient, BreachNotice, Incident
@@ -235,13 +235,13 @@ async def publish_default_template(world: Any) -> TemplateVersion:
 
 async def tenant_state(engine: AsyncEngine, org: Organisation) -> dict[str, list[Any]]:
     """Every row of ``org``'s webhook endpoints, notices, deliveries, subscriptions, agreements and their events,
-    incidents it is affected by and breach notices, AI commitments acceptances and training instructions, and
+    incidents it is affected by and breach notices, AI commitments acceptances, declines and training instructions, and
     members' roles, read on a connection of its own."""
     async with engine.connect() as connection:
         state = {model.__tablename__: [tuple(row) for row in (await connection.execute(
             select(model.__table__).where(model.org_id == org.id).order_by(model.id)  # type: ignore[attr-defined]
         )).all()] for model in (WebhookEndpoint, Notice, Delivery, Subscription, Agreement, AgreementEvent,
-                                AffectedClient, BreachNotice, Acceptance, TrainingInstruction)}
+                                AffectedClient, BreachNotice, Acceptance, Decline, TrainingInstruction)}
         state["membership_roles"] = [tuple(row) for row in (await connection.execute(
             select(MembershipRole.membership_id, MembershipRole.role).join(Membership)
             .where(Membership.org_id == org.id).order_by(MembershipRole.membership_id, MembershipRole.role)

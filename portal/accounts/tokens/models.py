@@ -34,7 +34,7 @@ SCOPES: dict[str, str] = {
     "incidents:acknowledge": "Acknowledge the organisation's breach notices.",
     "ai_commitments:read": "Read the AI data-use commitments: every version, and what applies to the organisation "
                            "with its timeline, acceptances and training instructions.",
-    "ai_commitments:instruct": "Accept a version of the AI commitments that widens what applies to the "
+    "ai_commitments:instruct": "Accept or decline a version of the AI commitments that widens what applies to the "
                                "organisation, and record training instructions (client tokens).",
 }
 
