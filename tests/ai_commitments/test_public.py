@@ -19,19 +19,11 @@ from portal.accounts.roles import Role
 from portal.ai_commitments import ledger, plain
 from portal.ai_commitments.feed_schema import PUBLIC_COMMITMENTS_SCHEMA
 from portal.ai_commitments.models import CommitmentVersion
-from portal.ai_commitments.public_routes import routes
 from portal.db import utcnow
 from tests.ai_commitments.support import PROVIDER, SYSTEM, changed, commitments, register_provider
 
 SEP = plain.SEPARATOR
 URLS = ("/ai-commitments", "/ai-commitments.json", "/ai-commitments/versions/1")
-
-
-@pytest.fixture(autouse=True)
-def mounted(app: Any) -> None:
-    """The public routes on the test app, until ``portal.app`` mounts them itself."""
-    present = {getattr(route, "path", None) for route in app.router.routes}
-    app.router.routes.extend(route for route in routes if getattr(route, "path", None) not in present)
 
 
 @dataclass
