@@ -105,6 +105,12 @@ async def create_client_org(session: AsyncSession, *, actor: Actor, name: str) -
     return org
 
 
+async def all_clients(session: AsyncSession) -> list[Organisation]:
+    """Every client organisation by name (for fan-outs and lists whose caller checked who may see them)."""
+    return list((await session.execute(select(Organisation).where(Organisation.kind == OrgKind.CLIENT)
+                                       .order_by(func.lower(Organisation.name)))).scalars())
+
+
 async def client_orgs(session: AsyncSession, *, actor: Actor) -> list[tuple[Organisation, int]]:
     """Every client organisation with its number of members (vendor staff only)."""
     actor.require_vendor(Permission.VIEW_CLIENTS)

@@ -27,7 +27,7 @@ from portal.ai_commitments.models import Acceptance, CommitmentVersion, Decline,
 from portal.api import service as api_service
 from portal.api.registry import Caller, api, json_body
 from portal.db import utcnow
-from portal.errors import InvalidInput, NotFound
+from portal.errors import InvalidInput
 from portal.web import db
 
 TAG = "AI commitments"
@@ -148,10 +148,9 @@ def _actor(caller: Caller) -> Actor:
 
 
 async def _client(request: Request, caller: Caller, *, own_only: bool = False) -> Organisation:
-    org = await api_service.organisation(db(request), actor=caller.actor, org_id=request.path_params["org_id"])
-    if org.is_vendor or (own_only and (caller.actor.org is None or caller.actor.org.id != org.id)):
-        raise NotFound()  # the vendor has no commitments of its own; changes are for the client's own token
-    return org
+    """The client in the path; the vendor has no commitments of its own, and changes are the client's own."""
+    return await api_service.client_organisation(db(request), actor=caller.actor,
+                                                 org_id=request.path_params["org_id"], own_only=own_only)
 
 
 @api.public_get("/ai-commitments/versions", summary="Every published version of the AI data-use commitments",

@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from portal.accounts import service as accounts_service
 from portal.accounts.models import Organisation
-from portal.accounts.roles import OrgKind, Permission
+from portal.accounts.roles import Permission
 from portal.actors import Actor
 from portal.ai_commitments import ledger, standing
 from portal.ai_commitments.models import CommitmentVersion
@@ -39,11 +40,6 @@ async def publish(session: AsyncSession, *, actor: Actor, draft_id: str, effecti
     return version
 
 
-async def clients(session: AsyncSession) -> list[Organisation]:
-    return list((await session.execute(select(Organisation).where(Organisation.kind == OrgKind.CLIENT)
-                                       .order_by(Organisation.name))).scalars())
-
-
 def _summary(version: CommitmentVersion, widening: tuple[str, ...]) -> str:
     assert version.effective_date is not None
     text = f"Why: {version.reason}\nEffective date: {version.effective_date.isoformat()}"
@@ -55,7 +51,7 @@ def _summary(version: CommitmentVersion, widening: tuple[str, ...]) -> str:
 async def announce(session: AsyncSession, *, actor: Actor, version: CommitmentVersion, settings: Settings) -> None:
     assert version.number is not None
     assert version.effective_date is not None
-    for position in await standing.standings(session, await clients(session)):
+    for position in await standing.standings(session, await accounts_service.all_clients(session)):
         widens = position.waiting
         await notify(session, actor=actor, orgs=[position.org], subject=version,
                      content=catalog.ai_commitment_change(
@@ -78,7 +74,7 @@ class BoardRow:
 async def board(session: AsyncSession, *, actor: Actor) -> list[BoardRow]:
     """Every client: the version applying to it, where it stands on the newest version, and when it was told."""
     actor.require_vendor(Permission.VIEW_CLIENTS)
-    orgs = await clients(session)
+    orgs = await accounts_service.all_clients(session)
     positions = await standing.standings(session, orgs)
     newest = positions[0].newest if positions else None
     sent = await notices_of(session, newest, orgs) if newest is not None else {}

@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from portal.accounts import service as accounts_service
 from portal.accounts.models import Membership, Organisation
-from portal.accounts.roles import OrgKind
 from portal.actors import Actor
 from portal.errors import NotFound
 
@@ -29,17 +27,23 @@ async def organisations(session: AsyncSession, *, actor: Actor) -> list[Organisa
     own = _own_org(actor)
     if not own.is_vendor:
         return [own]
-    rows = (await session.execute(
-        select(Organisation).where(Organisation.kind == OrgKind.CLIENT)
-        .order_by(func.lower(Organisation.name))
-    )).scalars().all()
-    return list(rows)
+    return await accounts_service.all_clients(session)
 
 
 async def organisation(session: AsyncSession, *, actor: Actor, org_id: uuid.UUID | str) -> Organisation:
     """One organisation the token may see, else 404."""
     _own_org(actor)
     return await accounts_service.visible_org(session, actor=actor, org_id=org_id)
+
+
+async def client_organisation(session: AsyncSession, *, actor: Actor, org_id: uuid.UUID | str,
+                              own_only: bool = False) -> Organisation:
+    """A client organisation the token may see (the vendor's own records of clients live elsewhere), else 404;
+    with ``own_only``, only the token's own (changes a client makes itself, which a vendor token cannot)."""
+    org = await organisation(session, actor=actor, org_id=org_id)
+    if org.is_vendor or (own_only and (actor.org is None or actor.org.id != org.id)):
+        raise NotFound()
+    return org
 
 
 async def organisation_members(session: AsyncSession, *, actor: Actor,

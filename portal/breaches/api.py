@@ -27,7 +27,6 @@ from portal.breaches import clocks, incidents, notices, overview
 from portal.breaches.content import ART34_DRAFT, NAMES
 from portal.breaches.models import BreachNotice, Closure, Incident, IncidentStatus, Nature, Phase
 from portal.db import utcnow
-from portal.errors import NotFound
 from portal.tenancy import get_scoped
 from portal.web import db, settings_of
 
@@ -131,12 +130,11 @@ def incident_json(incident: Incident, sent: list[BreachNotice]) -> dict[str, Any
     return {**_incident_fields(incident), "notices": [notice_json(n) for n in sent]}
 
 
-async def _client(request: Request, caller: Caller) -> Organisation:
-    """The client organisation in the path: the token's own, or any client's for a vendor token; else 404."""
-    org = await api_service.organisation(db(request), actor=caller.actor, org_id=request.path_params["org_id"])
-    if org.is_vendor:
-        raise NotFound()  # the vendor is notified of nothing
-    return org
+async def _client(request: Request, caller: Caller, *, own_only: bool = False) -> Organisation:
+    """The client organisation in the path: the token's own, or any client's for a vendor token (unless
+    ``own_only``); else 404. The vendor is notified of nothing."""
+    return await api_service.client_organisation(db(request), actor=caller.actor,
+                                                 org_id=request.path_params["org_id"], own_only=own_only)
 
 
 @api.get("/organisations/{org_id}/incidents", summary="The breach incidents the organisation was notified of",
@@ -169,9 +167,8 @@ async def get_organisation_incident(request: Request, caller: Caller) -> dict[st
                            "the token's own organisation's notices; anything else is 404.")
 async def acknowledge_breach_notice(request: Request, caller: Caller) -> dict[str, Any]:
     """Only the client's own token acknowledges its own notice; the first acknowledgement is the one on record."""
-    session, org = db(request), await _client(request, caller)
-    if caller.actor.org is None or caller.actor.org.id != org.id:
-        raise NotFound()  # vendor tokens read notices but only the client acknowledges them
+    # Vendor tokens read notices but only the client acknowledges them.
+    session, org = db(request), await _client(request, caller, own_only=True)
     before = await get_scoped(session, BreachNotice, request.path_params["notice_id"], org)
     already = before.acknowledged_at is not None
     notice = await notices.acknowledge_notice(session, actor=_actor(caller), org=org, notice_id=str(before.id))

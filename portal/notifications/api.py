@@ -134,9 +134,7 @@ def notice_json(notice: Notice, deliveries: list[Delivery]) -> dict[str, Any]:
                      "organisation the token may not read.")
 async def get_notice_recipients(request: Request, caller: Caller) -> dict[str, Any]:
     session = db(request)
-    org = await api_service.organisation(session, actor=caller.actor, org_id=request.path_params["org_id"])
-    if org.is_vendor:
-        raise NotFound()
+    org = await api_service.client_organisation(session, actor=caller.actor, org_id=request.path_params["org_id"])
     items = []
     for topic in await subscriptions.recipients_by_topic(session, org=org):
         for entry in topic.types:

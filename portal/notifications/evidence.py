@@ -20,8 +20,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from portal import audit
+from portal.accounts import service as accounts_service
 from portal.accounts.models import Membership, MembershipRole, Organisation, User
-from portal.accounts.roles import OrgKind, Permission, Role
+from portal.accounts.roles import Permission, Role
 from portal.actors import Actor
 from portal.db import utcnow
 from portal.errors import InvalidInput, NotFound
@@ -162,9 +163,7 @@ async def notices_page(session: AsyncSession, *, actor: Actor, org: Organisation
     names = await _org_names(session, {n.org_id for n in notices if n.org_id is not None})
     choices: list[Organisation] = []
     if org is None and with_choices:
-        choices = list((await session.execute(
-            select(Organisation).where(Organisation.kind == OrgKind.CLIENT).order_by(func.lower(Organisation.name))
-        )).scalars())
+        choices = await accounts_service.all_clients(session)
     return NoticesPage([NoticeRow(n, _organisation_label(names, n.org_id), counts[n.id]) for n in notices], older,
                        choices)
 
@@ -322,9 +321,7 @@ async def _clients_missing_contacts(session: AsyncSession) -> list[tuple[Organis
         .where(MembershipRole.role.in_(required), User.disabled_at.is_(None)).distinct()
     )).all():
         held.setdefault(org_id, set()).add(Role(role))
-    clients = (await session.execute(
-        select(Organisation).where(Organisation.kind == OrgKind.CLIENT).order_by(func.lower(Organisation.name))
-    )).scalars()
+    clients = await accounts_service.all_clients(session)
     found = []
     for org in clients:
         missing = [role for role in required if role not in held.get(org.id, set())]

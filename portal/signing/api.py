@@ -37,7 +37,6 @@ from portal.agreements.models import (
 from portal.api import service as api_service
 from portal.api.registry import PREFIX, Caller, api
 from portal.dpa.models import TemplateVersion
-from portal.errors import NotFound
 from portal.settings import Settings
 from portal.signing import access
 from portal.signing.documents import CURRENT_TEXT, KINDS, agreement_file, download_name, listings, text_name
@@ -192,10 +191,9 @@ def agreement_json(agreement: Agreement, related: _Related, settings: Settings) 
 
 async def _client(request: Request, caller: Caller) -> Organisation:
     """The client organisation in the path: the token's own, or any client's for a vendor token; else 404."""
-    org = await api_service.organisation(db(request), actor=caller.actor, org_id=request.path_params["org_id"])
-    if org.is_vendor:
-        raise NotFound()  # agreements are the clients'; the vendor has none of its own
-    return org
+    # Agreements are the clients'; the vendor has none of its own.
+    return await api_service.client_organisation(db(request), actor=caller.actor,
+                                                 org_id=request.path_params["org_id"])
 
 
 async def _agreement(request: Request, caller: Caller) -> tuple[Organisation, Agreement]:

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
 from portal import audit
+from portal.accounts import service as accounts_service
 from portal.accounts.models import Organisation
 from portal.accounts.roles import OrgKind, Permission
 from portal.actors import Actor
@@ -221,8 +222,7 @@ async def board(session: AsyncSession, *, actor: Actor) -> tuple[TemplateVersion
     """Every client with its agreement in force and where it stands with the newest template version."""
     actor.require_vendor(Permission.VIEW_CLIENTS)
     newest = await templates.latest_published(session)
-    orgs = list((await session.execute(select(Organisation).where(Organisation.kind == OrgKind.CLIENT)
-                                       .order_by(Organisation.name))).scalars())
+    orgs = await accounts_service.all_clients(session)
     rows: list[BoardRow] = []
     for org in orgs:
         history = list((await session.execute(scoped(select(Agreement).order_by(Agreement.created_at.desc()),

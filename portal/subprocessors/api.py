@@ -15,7 +15,6 @@ from starlette.requests import Request
 
 from portal.api import service as api_service
 from portal.api.registry import Caller, api
-from portal.errors import NotFound
 from portal.subprocessors import client_view
 from portal.subprocessors.client_view import Change, ClientView, ListedEntry
 from portal.subprocessors.entries import FIELD_NAMES
@@ -210,9 +209,8 @@ def view_json(view: ClientView, base_url: str) -> dict[str, Any]:
                      "terms. A vendor token reads any client organisation.")
 async def organisation_subprocessors(request: Request, caller: Caller) -> dict[str, Any]:
     session = db(request)
-    org = await api_service.organisation(session, actor=caller.actor, org_id=request.path_params["org_id"])
-    if org.is_vendor:
-        raise NotFound()  # the vendor's own list is public (/subprocessors.json); it has no authorisations
+    # The vendor's own list is public (/subprocessors.json); it has no authorisations.
+    org = await api_service.client_organisation(session, actor=caller.actor, org_id=request.path_params["org_id"])
     settings = settings_of(request)
     view = await client_view.build(session, actor=caller.actor, org=org,
                                    default_notice_days=settings.subprocessor_notice_days)
