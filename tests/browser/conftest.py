@@ -11,7 +11,7 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -84,3 +84,19 @@ async def context(browser: Browser) -> AsyncIterator[BrowserContext]:
 @pytest.fixture
 async def page(context: BrowserContext) -> Page:
     return await context.new_page()
+
+
+@pytest.fixture
+async def new_page(browser: Browser) -> AsyncIterator[Callable[[], Awaitable[Page]]]:
+    """``await new_page()`` opens a page in a fresh browser context: another person, with their own cookies."""
+    contexts: list[BrowserContext] = []
+
+    async def make() -> Page:
+        context = await browser.new_context()
+        context.set_default_timeout(15_000)
+        contexts.append(context)
+        return await context.new_page()
+
+    yield make
+    for context in contexts:
+        await context.close()

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from email.message import EmailMessage
 from typing import Any
 
 import pytest
-from playwright.async_api import Browser, BrowserContext, Locator, Page, expect
+from playwright.async_api import Locator, Page, expect
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -33,7 +33,8 @@ from portal.notifications.catalog import NoticeType
 from portal.notifications.models import Notice
 from tests.ai_commitments.support import SYSTEM, commitments, register_provider
 from tests.browser.conftest import LiveServer
-from tests.conftest import PASSWORD, SMTPSink, World
+from tests.browser.support import log_in
+from tests.conftest import SMTPSink, World
 from tests.notifications.recipients_support import deliver_due
 
 pytestmark = pytest.mark.browser
@@ -45,30 +46,6 @@ LEGAL = "lea@lumen.example"
 READER = "reader@public.example"
 TIME = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC")
 WIDENS = "Feedback: training use widens to 'Only if the client opts in'"
-
-
-@pytest.fixture
-async def new_page(browser: Browser) -> AsyncIterator[Callable[[], Awaitable[Page]]]:
-    """``await new_page()`` opens a page in a fresh browser context: another person, with their own cookies."""
-    contexts: list[BrowserContext] = []
-
-    async def make() -> Page:
-        context = await browser.new_context()
-        context.set_default_timeout(15_000)
-        contexts.append(context)
-        return await context.new_page()
-
-    yield make
-    for context in contexts:
-        await context.close()
-
-
-async def log_in(page: Page, base: str, email: str) -> None:
-    await page.goto(f"{base}/login")
-    await page.get_by_label("Work email address").fill(email)
-    await page.get_by_label("Password").fill(PASSWORD)
-    await page.get_by_role("button", name="Log in").click()
-    await expect(page.get_by_role("button", name="Log out")).to_be_visible()
 
 
 async def first_version(world: World) -> None:

@@ -19,7 +19,8 @@ from portal.accounts.roles import Role
 from portal.breaches.models import UNKNOWN
 from portal.settings import Settings
 from tests.breaches.support import client_with_contact, notice_input
-from tests.conftest import PASSWORD, SMTPSink, free_port, make_settings
+from tests.browser.support import log_in
+from tests.conftest import SMTPSink, free_port, make_settings
 from tests.notifications.recipients_support import deliver_due
 from tests.notifications.webhook_support import add_endpoint
 from tests.notifications.webhook_support import receiver as receiver  # fixture, used by name
@@ -48,14 +49,6 @@ async def client_page(browser: Browser) -> AsyncIterator[Page]:
     context.set_default_timeout(15_000)
     yield await context.new_page()
     await context.close()
-
-
-async def log_in(page: Page, base: str, email: str) -> None:
-    await page.goto(f"{base}/login")
-    await page.get_by_label("Work email address").fill(email)
-    await page.get_by_label("Password").fill(PASSWORD)
-    await page.get_by_role("button", name="Log in").click()
-    await expect(page.get_by_role("button", name="Log out")).to_be_visible()
 
 
 def text_of(message: EmailMessage) -> str:

@@ -12,13 +12,12 @@ import re
 import subprocess
 import sys
 import zipfile
-from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from playwright.async_api import Browser, BrowserContext, Page, expect
+from playwright.async_api import Page, expect
 
 from portal.agreements.models import DocumentKind
 from portal.signing.pdf import validate_pdf_signature_async
@@ -33,22 +32,6 @@ BIN = Path(sys.executable).parent  # the virtualenv's bin, with the installed `p
 PDF_LINK = DocumentKind.EXECUTED_PDF.label
 BUNDLE_LINK = DocumentKind.BUNDLE.label
 EXECUTION = 60_000  # countersigning converts the document with LibreOffice and seals it, within the request
-
-
-@pytest.fixture
-async def new_page(browser: Browser) -> AsyncIterator[Callable[[], Awaitable[Page]]]:
-    """``await new_page()`` opens a page in a fresh browser context: another person, with their own cookies."""
-    contexts: list[BrowserContext] = []
-
-    async def make() -> Page:
-        context = await browser.new_context()
-        context.set_default_timeout(15_000)
-        contexts.append(context)
-        return await context.new_page()
-
-    yield make
-    for context in contexts:
-        await context.close()
 
 
 async def log_in(page: Page, email: str) -> None:
